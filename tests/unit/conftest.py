@@ -7,7 +7,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    ray = pytest.importorskip("ray")
+    try:
+        import ray
+    except ImportError:  # nothing to keep out
+        return
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("unit tests must not start Ray (use LocalBus)")

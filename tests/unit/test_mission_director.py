@@ -32,7 +32,8 @@ def mission() -> Mission:
 
 def director(mission: Mission, speed: float, mode: str = "training") -> MissionDirector:
     return MissionDirector(
-        {"tick_s": 0.02}, name="mission",
+        {"tick_s": 0.02},
+        name="mission",
         session=SessionInfo(id="test", mission=mission, mode=mode, speed=speed),
     )
 
@@ -138,8 +139,13 @@ def test_recovers_from_its_own_events_without_firing_twice(mission: Mission) -> 
 
 def test_recovering_after_downtime_catches_up_with_the_wall_clock(mission: Mission) -> None:
     async def scenario() -> None:
-        last = MissionEvent(kind="phase_started", mission=mission.name, mission_time=10.0,
-                            name=mission.phases[0].id, t=time.time() - 2.0)
+        last = MissionEvent(
+            kind="phase_started",
+            mission=mission.name,
+            mission_time=10.0,
+            name=mission.phases[0].id,
+            t=time.time() - 2.0,
+        )
         actor = director(mission, speed=1)
         await actor.recover([last])
         assert actor.mission_time() == pytest.approx(12.0, abs=0.2)

@@ -52,9 +52,15 @@ def test_local_session_runs_the_mission_to_its_end_and_logs_it(tmp_path: Path) -
 
 
 def test_restart_policy_restarts_a_failed_actor(tmp_path: Path) -> None:
-    config = config_with(tmp_path, faulty={
-        "class": "twin.testing.Faulty", "on_failure": "restart", "max_restarts": 2,
-        "settings": {"fail_after_s": 0.05}})
+    config = config_with(
+        tmp_path,
+        faulty={
+            "class": "twin.testing.Faulty",
+            "on_failure": "restart",
+            "max_restarts": 2,
+            "settings": {"fail_after_s": 0.05},
+        },
+    )
     result = run_session(config, speed=60)
     with LogReader(result.log_path) as reader:
         errors = [e for e in reader.messages(types=["actor_error"]) if isinstance(e, ActorError)]
@@ -66,8 +72,14 @@ def test_restart_policy_restarts_a_failed_actor(tmp_path: Path) -> None:
 
 
 def test_degrade_policy_carries_on_without_the_actor(tmp_path: Path) -> None:
-    config = config_with(tmp_path, faulty={
-        "class": "twin.testing.Faulty", "on_failure": "degrade", "settings": {"how": "start"}})
+    config = config_with(
+        tmp_path,
+        faulty={
+            "class": "twin.testing.Faulty",
+            "on_failure": "degrade",
+            "settings": {"how": "start"},
+        },
+    )
     result = run_session(config)
     assert result.degraded == ["faulty"]
     assert result.reason.startswith("mission ended")
@@ -76,9 +88,15 @@ def test_degrade_policy_carries_on_without_the_actor(tmp_path: Path) -> None:
 
 
 def test_end_policy_ends_the_session_and_keeps_the_log(tmp_path: Path) -> None:
-    config = config_with(tmp_path, faulty={
-        "class": "twin.testing.Faulty", "on_failure": "end", "settings": {"fail_after_s": 0.1}},
-        ticker={"class": "twin.testing.Ticker", "settings": {"interval_s": 0.01, "count": 0}})
+    config = config_with(
+        tmp_path,
+        faulty={
+            "class": "twin.testing.Faulty",
+            "on_failure": "end",
+            "settings": {"fail_after_s": 0.1},
+        },
+        ticker={"class": "twin.testing.Ticker", "settings": {"interval_s": 0.01, "count": 0}},
+    )
     result = run_session(config, speed=1)
     assert "faulty" in result.reason and "failed on purpose" in result.reason
     with LogReader(result.log_path) as reader:

@@ -95,6 +95,7 @@ class Actor:
         self.errors = 0
         self._seq = 0
         self._loop_task: asyncio.Task[None] | None = None
+        self._busy = False  # on_message is running
         self._incarnation = f"{os.getpid()}-{time.monotonic_ns()}"
 
     @classmethod
@@ -175,7 +176,8 @@ class Actor:
         """Handle what is queued, run ``on_stop`` and flush the bus."""
         if self._loop_task is not None:
             deadline = time.monotonic() + timeout
-            while len(self.inbox) and not self._loop_task.done() and time.monotonic() < deadline:
+            while (len(self.inbox) or self._busy) and not self._loop_task.done() \
+                    and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -214,6 +216,7 @@ class Actor:
     async def _run(self) -> None:
         while True:
             message = await self.inbox.get()
+            self._busy = True
             try:
                 await self.on_message(message)
             except ActorFailed as error:
@@ -221,6 +224,8 @@ class Actor:
                 return
             except Exception as error:
                 await self.report_error(error)
+            finally:
+                self._busy = False
             self.handled += 1
 
     async def fail(self, error: BaseException) -> None:

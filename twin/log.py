@@ -16,6 +16,7 @@ Layout (schema version 1)::
 
 from __future__ import annotations
 
+import glob
 import json
 import sqlite3
 import time
@@ -143,8 +144,10 @@ class LogReader:
             self._db = sqlite3.connect(self.path, timeout=30.0)
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as error:
+            self._db.close()
             raise LogError(f"{self.path}: not a twin session log ({error})") from None
         if not {"meta", "messages"} <= tables:
+            self._db.close()
             raise LogError(f"{self.path}: not a twin session log (no meta/messages tables)")
         self.skipped = 0
 
@@ -247,7 +250,11 @@ def find_log(session: str | Path, log_dir: str | Path = "sessions") -> Path:
     if path.is_file():
         return path
     directory = Path(log_dir)
-    matches = sorted(directory.glob(f"{session}*.db")) if directory.is_dir() else []
+    exact = directory / f"{session}.db"
+    if exact.is_file():
+        return exact
+    pattern = f"{glob.escape(str(session))}*.db"
+    matches = sorted(directory.glob(pattern)) if directory.is_dir() else []
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -455,12 +455,9 @@ class Slow(Actor):
         self.heard.append(message.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="twin/actor.py Actor.stop waits only while the inbox is non-empty, then cancels the "
-    "loop task, cancelling the message popped last while on_message is still awaiting",
-)
 def test_stop_finishes_the_message_being_handled() -> None:
+    """``stop`` must not cancel the message whose ``on_message`` is still awaiting."""
+
     async def scenario() -> Slow:
         actor = Slow(name="slow")
         async with Harness(actor) as harness:

@@ -186,7 +186,7 @@ def test_log_meta_prints_the_metadata_first(session_log: tuple[Path, list[Messag
     result = invoke("log", path, "--meta", "--type", "transcript", "--json")
     assert result.exit_code == 0, result.output
     meta, end = json.JSONDecoder().raw_decode(result.stdout)
-    rest = result.stdout[end:]
+    rest = result.stdout[end:].lstrip("\n")
     assert meta["id"] == "drill-1"
     assert meta["schema_version"] == 1
     assert [type(from_json(line)) for line in rest.splitlines()] == [Transcript]

@@ -385,11 +385,6 @@ def test_find_log_missing(sessions: Path, tmp_path: Path) -> None:
         find_log("nope", tmp_path / "no-such-folder")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="twin/log.py find_log globs f'{session}*.db' and calls an exact id that is also a "
-    "prefix of another id ambiguous",
-)
 def test_find_log_prefers_an_exact_id_over_longer_ones(tmp_path: Path) -> None:
     for session_id in ("run1", "run10"):
         SessionLog.create(tmp_path / f"{session_id}.db", {"id": session_id}).close()

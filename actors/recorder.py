@@ -33,8 +33,9 @@ class Recorder(Actor):
     subscribes: ClassVar[tuple[type[Message], ...]] = (Message,)
     Settings: ClassVar[type[BaseModel]] = RecorderSettings
 
+    lossless: ClassVar[bool] = True  # the log is the truth: never drop
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["drop_when_full"] = False  # the log is the truth: never drop
         super().__init__(*args, **kwargs)
         self._log: SessionLog | None = None
         self._pending: list[Message] = []

@@ -71,6 +71,7 @@ class Actor:
 
     subscribes: ClassVar[tuple[type[Message], ...]] = ()
     Settings: ClassVar[type[BaseModel]] = NoSettings
+    lossless: ClassVar[bool] = False  # never drop, not even droppable types (the recorder)
 
     def __init__(
         self,
@@ -88,7 +89,7 @@ class Actor:
         self.name = name or type(self).__name__.lower()
         self.session = session or SessionInfo()
         self.bus: Bus | None = bus
-        self.inbox = Inbox(inbox_capacity, drop_when_full=drop_when_full)
+        self.inbox = Inbox(inbox_capacity, drop_when_full=drop_when_full and not self.lossless)
         self.started = False
         self.failed: str | None = None
         self.handled = 0

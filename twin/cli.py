@@ -330,7 +330,8 @@ def bench_bus(
     from twin.bench import run_bus_bench
 
     typer.echo("measuring (about a minute)...", err=True)
-    typer.echo(json.dumps(run_bus_bench(samples=samples, burst=burst), indent=2))
+    figures = run_bus_bench(samples=samples, burst=burst)
+    typer.echo(json.dumps(figures, indent=2))
 
 
 def main() -> None:

@@ -240,6 +240,22 @@ class Speech(Message, frozen=True, kw_only=True, tag="speech"):
     expression: str = "calm"
 
 
+class SpeechCut(Message, frozen=True, kw_only=True, tag="speech_cut"):
+    """The twin's speech of ``turn`` was interrupted: what the operator heard, and where it stopped.
+
+    Playback is assumed to start when a ``Speech`` is published, its sentences back to back, so
+    ``at_seconds`` is the time into sentence ``sentence_index`` at the interrupt (its full length
+    if it had finished; ``sentence_index`` is -1 when no sentence had been published yet).
+    """
+
+    spoken_text: str  # what was heard: the finished sentences and the words already played
+    unspoken_text: str = ""  # the rest: of the cut sentence and every dropped sentence
+    sentence_index: int
+    at_seconds: float
+    dropped: int = 0  # sentences never published
+    reason: str = "barge-in"
+
+
 # ---------------------------------------------------------------------------- runtime
 
 
@@ -276,6 +292,7 @@ AnyMessage: TypeAlias = Union[  # noqa: UP007 - msgspec needs a real Union of th
     TrainerControl,
     TwinUtterance,
     Speech,
+    SpeechCut,
     ActorError,
     Metric,
 ]

@@ -342,8 +342,9 @@ class Session:
                 )
             self._started_ray = True
         ray_names = {plan.name: f"{self.id}/{plan.name}" for plan in self.plan}
+        lossless = [p.name for p in self.plan if p.cls.lossless or not p.spec.drop_when_full]
         ray_bus = RayBus(routes, ray_names, namespace=settings.namespace,
-                         settings=self.config.bus)
+                         settings=self.config.bus, lossless=lossless)
         self.bus = ray_bus
         for plan in self.plan:
             placed = RayPlaced(plan, self.info, ray_bus, ray_names[plan.name],

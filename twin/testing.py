@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twin.actor import Actor, ActorFailed
 from twin.bus import LocalBus
-from twin.messages import Message, Metric
+from twin.messages import Message, Metric, Transcript
 
 M = TypeVar("M", bound=Message)
 
@@ -33,6 +33,8 @@ class ProbeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     keep: int = Field(100_000, ge=0, description="messages kept for inspection")
+    delay_s: float = Field(0.0, ge=0, description="time taken to handle each message (a slow "
+                                                   "subscriber)")
 
 
 class Probe(Actor):
@@ -40,18 +42,21 @@ class Probe(Actor):
 
     subscribes: ClassVar[tuple[type[Message], ...]] = (Message,)
     Settings: ClassVar[type[BaseModel]] = ProbeSettings
+    lossless: ClassVar[bool] = True
 
     def __init__(self, *args: Any, callback: Callable[[Message], None] | None = None,
                  **kwargs: Any) -> None:
-        kwargs.setdefault("drop_when_full", False)
         super().__init__(*args, **kwargs)
         self.received: list[Message] = []
         self.callback = callback
         self._arrived = asyncio.Event()
 
     async def on_message(self, message: Message) -> None:
-        keep = self.settings.keep if isinstance(self.settings, ProbeSettings) else 100_000
-        if len(self.received) < keep:
+        settings = self.settings
+        assert isinstance(settings, ProbeSettings)
+        if settings.delay_s:
+            await asyncio.sleep(settings.delay_s)
+        if len(self.received) < settings.keep:
             self.received.append(message)
         if self.callback is not None:
             self.callback(message)
@@ -130,6 +135,19 @@ class Ticker(Actor):
 
     def on_health(self) -> dict[str, Any]:
         return {"ticks": self.ticks}
+
+
+class Burst(Actor):
+    """Publishes a burst on command: droppable ``Metric``s with a ``Transcript`` every n-th."""
+
+    async def burst(self, count: int, every: int) -> None:
+        for n in range(count):
+            if n % every == 0:
+                await self.publish(Transcript(text=f"line {n}", final=True))
+            else:
+                await self.publish(Metric(name="burst", value=n))
+        assert self.bus is not None
+        await self.bus.flush()
 
 
 class Harness:

@@ -27,6 +27,7 @@ from twin.messages import (
     ModalityEstimate,
     OperatorState,
     Speech,
+    SpeechCut,
     SpeechEnded,
     SpeechStarted,
     TrainerCommand,
@@ -157,6 +158,14 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         visemes=st.lists(visemes, max_size=4),
         words=st.lists(word_timings, max_size=4),
         expression=texts,
+    ),
+    SpeechCut: dict(
+        spoken_text=texts,
+        unspoken_text=texts,
+        sentence_index=ints,
+        at_seconds=floats,
+        dropped=ints,
+        reason=texts,
     ),
     ActorError: dict(
         actor=texts,

@@ -12,7 +12,8 @@ CONFIG  ?= configs/default.yaml
 MISSION ?= missions/route_clearance.yaml
 SPEED   ?= 1
 # Debian packages the runtime needs (installed with apt-get when run as root).
-APT_PACKAGES ?=
+# portaudio19-dev: PyAudio (microphone); espeak-ng: the fallback voice and piper's phonemizer data
+APT_PACKAGES ?= portaudio19-dev espeak-ng
 
 .PHONY: setup system models run test lint clean
 
@@ -24,7 +25,7 @@ system:
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	@scripts/system-packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,dev]'
 	@touch $@
 
 models: $(STAMP)

@@ -7,6 +7,7 @@
     twin models list | fetch [NAME...] [--config FILE] | verify [NAME...]
     twin doctor
     twin bench bus
+    twin bench tts
 
 Heavy libraries (Ray, models) are imported inside the commands that need them, so ``--help`` is
 instant and the core works without them.
@@ -21,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from twin.config import ConfigError, load_config, load_mission
+from twin.config import ActorSpec, ConfigError, TwinConfig, load_config, load_mission
 
 app = typer.Typer(
     help="twin: a human digital twin runtime. Run a mission, then read or replay its session log.",
@@ -66,6 +67,8 @@ def run(
     mode: Annotated[str, typer.Option(help="training (injects on) or deployment (live inputs, no injects)")] = "training",
     speed: Annotated[float, typer.Option(help="mission clock speed: 1 = real time, 10 = ten times faster")] = 1.0,
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds of wall time")] = None,
+    audio: Annotated[Path | None, typer.Option(help="the operator's voice from this wav file (instead of the scripted operator)")] = None,
+    mic: Annotated[str | None, typer.Option(help="the operator's voice from this microphone: a device index, part of its name, or 'default' (see `twin doctor`)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not print the session's messages")] = False,
 ) -> None:
     """Run MISSION with the config's actors until the mission ends (Ctrl-C ends it early)."""
@@ -76,11 +79,16 @@ def run(
     if mode not in ("training", "deployment"):
         raise _fail(f"--mode must be training or deployment, got {mode!r}")
     config_path = _config_path(config)
+    if audio is not None and mic is not None:
+        raise _fail("--audio and --mic both name the operator's voice: choose one")
+    if audio is not None and not audio.is_file():
+        raise _fail(f"--audio {audio}: no such file")
     try:
         cfg = load_config(config_path)
         scenario = load_mission(mission)
     except ConfigError as error:
         raise _fail(str(error)) from None
+    cfg = _with_operator_audio(cfg, audio=audio, mic=mic, mode=mode)
     noisy = (AudioFrame, BehaviorObservation)  # too many to print
 
     def show(message: Message) -> None:
@@ -108,6 +116,25 @@ def run(
         typer.echo(f"twin: ran degraded, without: {', '.join(result.degraded)}")
     typer.echo(f"twin: read it with `twin log {result.log_path}` or replay it with "
                f"`twin replay {result.log_path}`")
+
+
+def _with_operator_audio(cfg: TwinConfig, *, audio: Path | None, mic: str | None,
+                         mode: str) -> TwinConfig:
+    """The config with its ``operator_audio`` actor set by --audio / --mic (deployment mode
+    without either listens to the default microphone)."""
+    if audio is not None:
+        spec = {"class": "actors.sources.WavSource", "settings": {"path": str(audio.resolve())}}
+    elif mic is not None or mode == "deployment":
+        device: int | str | None = None if mic in (None, "default") else mic
+        if isinstance(device, str) and device.isdigit():
+            device = int(device)
+        spec = {"class": "actors.sources.MicrophoneSource", "settings": {"device": device}}
+    else:
+        return cfg
+    base = cfg.actors.get("operator_audio")
+    policy = {"on_failure": base.on_failure, "max_restarts": base.max_restarts} if base else {}
+    actors = {**cfg.actors, "operator_audio": ActorSpec.model_validate({**spec, **policy})}
+    return cfg.model_copy(update={"actors": actors})
 
 
 # ---------------------------------------------------------------------------- log and replay
@@ -332,6 +359,18 @@ def bench_bus(
     typer.echo("measuring (about a minute)...", err=True)
     figures = run_bus_bench(samples=samples, burst=burst)
     typer.echo(json.dumps(figures, indent=2))
+
+
+@bench_app.command("tts")
+def bench_tts(
+    replies: Annotated[int, typer.Option(help="three-sentence replies to time")] = 12,
+    voice: Annotated[str, typer.Option(help="piper voice in the model registry")] = "piper-joe-medium",
+) -> None:
+    """Time to first audio and real-time factor of LipSync beside plain piper, as JSON."""
+    from twin.bench import run_tts_bench
+
+    typer.echo("measuring (about half a minute)...", err=True)
+    typer.echo(json.dumps(run_tts_bench(replies=replies, voice=voice), indent=2))
 
 
 def main() -> None:

@@ -1,0 +1,229 @@
+"""Hearing without Ray: reading and resampling audio, turn detection on real speech, barge-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from actors.audio import AudioError, Framer, Resampler, read_wav
+from actors.speech import SpeechRecognizer
+from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
+from twin.messages import AudioFrame, Interrupt, Speech, SpeechCut, SpeechStarted, Transcript
+from twin.testing import Harness
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "speech"
+CLIPS = json.loads((FIXTURES / "transcripts.json").read_text())["clips"]
+Audio = npt.NDArray[np.float32]
+
+
+def load(name: str) -> Audio:
+    if name.endswith(".raw"):
+        pcm = np.frombuffer((FIXTURES / name).read_bytes(), "<i2")
+        return (pcm.astype(np.float32) / 32768).astype(np.float32)
+    return read_wav(FIXTURES / name).samples[:, 0]
+
+
+def silence(seconds: float) -> Audio:
+    return np.zeros(int(seconds * 16000), np.float32)
+
+
+def write_wav(path: Path, samples: npt.NDArray[Any], rate: int, width: int = 2) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
+        wav.setsampwidth(width)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coroutine, 120))
+
+
+# ---------------------------------------------------------------------------- reading audio
+
+
+def test_read_wav_converts_every_pcm_width_to_the_same_signal(tmp_path: Path) -> None:
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)
+    as16 = write_wav(tmp_path / "16.wav", (tone * 32767).astype("<i2"), 8000)
+    as8 = write_wav(tmp_path / "8.wav", (tone * 127 + 128).astype(np.uint8), 8000, width=1)
+    as32 = write_wav(tmp_path / "32.wav", (tone.astype(np.float64) * (2**31 - 1)).astype("<i4"),
+                     8000, width=4)
+    wide = (tone * (2**23 - 1)).astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].reshape(-1)
+    as24 = write_wav(tmp_path / "24.wav", wide, 8000, width=3)
+    for path, tolerance in ((as16, 1e-4), (as8, 2 / 128), (as24, 1e-4), (as32, 1e-4)):
+        audio = read_wav(path)
+        assert audio.sample_rate == 8000 and audio.channels == 1 and not audio.truncated
+        assert np.max(np.abs(audio.samples[:, 0] - tone)) < tolerance, path.name
+
+
+def test_bad_wav_files_give_clear_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"this is not audio at all" * 10)
+    with pytest.raises(AudioError, match=r"garbage\.wav: not a PCM wav"):
+        read_wav(garbage)
+    with pytest.raises(AudioError, match="no such audio file"):
+        read_wav(tmp_path / "missing.wav")
+    header_only = tmp_path / "header.wav"
+    header_only.write_bytes((FIXTURES / "sense_and_sensibility_01_austen_64kb-0880.wav")
+                            .read_bytes()[:30])
+    with pytest.raises(AudioError, match=r"header\.wav"):
+        read_wav(header_only)
+    float_wav = tmp_path / "float.wav"  # IEEE float, format 3: the stdlib reader refuses it
+    data = np.zeros(100, "<f4").tobytes()
+    header = (b"RIFF" + (36 + len(data)).to_bytes(4, "little") + b"WAVEfmt "
+              + (16).to_bytes(4, "little") + (3).to_bytes(2, "little") + (1).to_bytes(2, "little")
+              + (16000).to_bytes(4, "little") + (64000).to_bytes(4, "little")
+              + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
+              + b"data" + len(data).to_bytes(4, "little"))
+    float_wav.write_bytes(header + data)
+    with pytest.raises(AudioError, match=r"float\.wav: not a PCM wav.*ffmpeg"):
+        read_wav(float_wav)
+
+
+def test_a_truncated_wav_keeps_what_it_has(tmp_path: Path) -> None:
+    whole = (FIXTURES / "sense_and_sensibility_01_austen_64kb-0880.wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 2 + 1])  # half the data, and half a sample
+    audio = read_wav(cut)
+    full = read_wav(FIXTURES / "sense_and_sensibility_01_austen_64kb-0880.wav")
+    assert audio.truncated
+    assert audio.duration == pytest.approx(full.duration / 2, abs=0.01)
+
+
+def test_resampling_keeps_pitch_and_length_and_mixes_channels() -> None:
+    rate = 44100
+    t = np.arange(rate) / rate
+    left = 0.4 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, left], axis=1).astype(np.float32)
+    resample = Resampler(rate, 2)
+    # in two blocks, as a stream would come
+    out = np.concatenate([resample(stereo[: rate // 3]), resample(stereo[rate // 3:], last=True)])
+    assert abs(len(out) - 16000) <= 2
+    spectrum = np.abs(np.fft.rfft(out.astype(np.float32)))
+    peak_hz = np.argmax(spectrum) * 16000 / len(out)
+    assert peak_hz == pytest.approx(440, abs=2)
+    assert np.max(np.abs(out)) == pytest.approx(0.4 * 32767, rel=0.03)
+
+
+def test_framer_cuts_100_ms_frames_with_their_stream_times() -> None:
+    framer = Framer(100)
+    frames = framer.push(np.ones(3900, np.int16)) + framer.push(np.ones(1000, np.int16))
+    assert [start for start, _ in frames] == [0.0, 0.1, 0.2]
+    assert all(len(pcm) == 3200 for _, pcm in frames)
+    last = framer.flush()
+    assert [start for start, _ in last] == [pytest.approx(0.3)]
+    assert np.frombuffer(last[0][1], "<i2")[99:101].tolist() == [1, 0]  # padded with silence
+
+
+# ---------------------------------------------------------------------------- turn detection
+
+
+def detect(audio: Audio, **options: Any) -> list[tuple[str, float]]:
+    vad, endpointer = SileroVAD(), Endpointer(**options)
+    events = []
+    for i in range(0, len(audio) - CHUNK + 1, CHUNK):
+        events += [(e.kind, e.at) for e in endpointer.push(vad(audio[i:i + CHUNK]), i / 16000)]
+    return events
+
+
+def test_turns_on_real_recordings_match_the_reference_within_100_ms() -> None:
+    parts, expected, t = [silence(1.0)], [], 1.0
+    for name in ("sense_and_sensibility_01_austen_64kb-0880.wav", "goforward.raw",
+                 "sense_and_sensibility_01_austen_64kb-0930.wav"):
+        clip = load(name)
+        start, end = CLIPS[name]["voice"]
+        expected += [("started", t + start), ("ended", t + end)]
+        parts += [clip, silence(1.5)]
+        t += len(clip) / 16000 + 1.5
+    events = detect(np.concatenate(parts))
+    assert [kind for kind, _ in events] == [kind for kind, _ in expected]
+    for (kind, at), (_, reference) in zip(events, expected, strict=True):
+        assert at == pytest.approx(reference, abs=0.1), (kind, at, reference)
+
+
+def test_silence_and_noise_start_no_turn_and_clipping_still_does() -> None:
+    rng = np.random.default_rng(7)
+    assert detect(silence(3.0)) == []
+    assert detect((0.003 * rng.standard_normal(48000)).astype(np.float32)) == []
+    clipped = np.clip(load("goforward.raw") * 20, -1, 1).astype(np.float32)  # badly clipped
+    kinds = [kind for kind, _ in detect(np.concatenate([clipped, silence(1.0)]))]
+    assert kinds[:1] == ["started"] and kinds[-1] == "ended"
+
+
+def test_endpointer_rules() -> None:
+    def feed(endpointer: Endpointer, probabilities: list[float]) -> list[tuple[str, float]]:
+        out = []
+        for n, p in enumerate(probabilities):
+            out += [(e.kind, round(e.at, 3)) for e in endpointer.push(p, n * CHUNK_S)]
+        return out
+
+    short = [0.9] * 5 + [0.0] * 40  # 160 ms of voice: a cough, not a turn
+    assert feed(Endpointer(min_speech_ms=250), short) == []
+    turn = [0.0] * 3 + [0.9] * 20 + [0.0] * 5 + [0.45] + [0.0] * 20  # a 0.45 blip in the pause
+    events = feed(Endpointer(min_speech_ms=250, end_silence_ms=500), turn)
+    assert events == [("started", round(3 * CHUNK_S, 3)), ("ended", round(23 * CHUNK_S, 3))]
+    endless = [0.9] * 100
+    forced = feed(Endpointer(max_turn_s=1.0), endless)  # a turn never longer than 1 s
+    assert [kind for kind, _ in forced[:2]] == ["started", "ended"]
+    assert forced[1][1] - forced[0][1] == pytest.approx(1.0, abs=CHUNK_S)
+
+
+# ---------------------------------------------------------------------------- barge-in
+
+
+async def hear(harness: Harness, audio: Audio) -> None:
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    for n, i in enumerate(range(0, len(pcm), 1600)):
+        await harness.send(AudioFrame(pcm=pcm[i:i + 1600].tobytes(), start=n * 0.1))
+        await asyncio.sleep(0)
+
+
+def twin_speech(seconds: float, turn: int) -> Speech:
+    return Speech(text="The route is clear to checkpoint Birch.", index=0, final=True,
+                  pcm=bytes(int(seconds * 22050) * 2), sample_rate=22050, turn=turn)
+
+
+def recognizer(**settings: Any) -> SpeechRecognizer:
+    return SpeechRecognizer({"barge_in_min_ms": 400, **settings}, name="speech")
+
+
+def test_operator_speech_while_the_twin_speaks_interrupts_its_turn() -> None:
+    async def scenario() -> None:
+        async with Harness(recognizer()) as harness:
+            await harness.send(twin_speech(30.0, turn=7), source="lipsync")
+            await hear(harness, np.concatenate([silence(0.5), load("goforward.raw"),
+                                                silence(1.0)]))
+            interrupt = await harness.wait_for(Interrupt, timeout=30)
+            started = await harness.wait_for(SpeechStarted)
+            assert interrupt.target_turn == 7 and interrupt.turn == started.turn
+            final = await harness.wait_for(Transcript, lambda m: m.final, timeout=30)
+            assert "forward" in final.text.lower()
+            assert len(harness.probe.messages(Interrupt)) == 1
+
+    run(scenario())
+
+
+def test_short_sounds_and_a_silent_twin_do_not_interrupt() -> None:
+    async def scenario() -> None:
+        async with Harness(recognizer()) as harness:
+            voice = load("goforward.raw")[int(0.50 * 16000):int(0.80 * 16000)]  # "go": 0.3 s
+            await harness.send(twin_speech(30.0, turn=3), source="lipsync")
+            await hear(harness, np.concatenate([silence(0.5), voice, silence(1.0)]))
+            await harness.send(SpeechCut(spoken_text="The route", sentence_index=0,
+                                         at_seconds=0.5, turn=3), source="lipsync")
+            await hear(harness, np.concatenate([load("goforward.raw"), silence(1.0)]))
+            await harness.wait_for(Transcript, lambda m: m.final, timeout=30)
+            assert harness.probe.messages(Interrupt) == []
+
+    run(scenario())

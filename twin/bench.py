@@ -199,3 +199,107 @@ def _figures(delays: list[float], rate: float) -> dict[str, float]:
         "samples": len(delays),
         "messages_per_s": round(rate, 1),
     }
+
+
+# ---------------------------------------------------------------------------- tts
+
+TTS_REPLIES = [
+    ["Copy, Bravo two.", "The route to phase line Maple is clear of obstacles.",
+     "Convoy may move at 0930Z."],
+    ["Roger.", "The culvert at grid 4930 7102 was checked this morning and is passable.",
+     "Keep five hundred metres between vehicles."],
+    ["I am not certain about the bridge.", "Verify its load class with the brigade engineer.",
+     "I will report when I know more."],
+    ["Understood.", "Fuel is at 40 %, enough for about 120 km.",
+     "Refuel at the forward point before the next phase."],
+]
+
+
+def run_tts_bench(*, replies: int = 12, voice: str = "piper-joe-medium") -> dict[str, Any]:
+    """Time to first audio of a reply and real-time factor: the ``LipSync`` actor on a
+    ``LocalBus`` beside plain piper, on the same texts in the same run, alternating.
+
+    - lipsync: a reply's three ``TwinUtterance`` sentences are sent at once; time to first audio
+      is the first ``Speech``'s publication time minus the first utterance's; the real-time
+      factor is the time until the last ``Speech`` over the reply's audio seconds.
+    - plain piper: ``piper.PiperVoice.load(...).synthesize(text)`` of the reply's text; time to
+      first audio is when its first sentence's audio chunk is out; real-time factor as above.
+    - viseme offset: the largest |sum of viseme durations - audio duration| over every ``Speech``.
+    """
+    from actors.lipsync import LipSync
+    from actors.voices import PiperVoice as TwinPiper
+    from actors.voices import load_voice
+    from twin import models
+    from twin.messages import Speech, TwinUtterance
+    from twin.testing import Harness
+
+    folder = models.model_path(voice)
+    onnx = sorted(folder.glob("*.onnx"))[0]
+    from piper import PiperVoice as Piper
+
+    plain = Piper.load(onnx)
+    twin_voice = load_voice(voice, fallback=False)
+    assert isinstance(twin_voice, TwinPiper)
+    plain_ttfa: list[float] = []
+    plain_rtf: list[float] = []
+    actor_ttfa: list[float] = []
+    actor_rtf: list[float] = []
+    offsets: list[float] = []
+
+    def run_plain(text: str) -> None:
+        began = time.perf_counter()
+        first: float | None = None
+        samples = 0
+        for chunk in plain.synthesize(text):
+            if first is None:
+                first = time.perf_counter() - began
+            samples += len(chunk.audio_int16_bytes) // 2
+        elapsed = time.perf_counter() - began
+        plain_ttfa.append(first or elapsed)
+        plain_rtf.append(elapsed / (samples / plain.config.sample_rate))
+
+    async def run_actor() -> None:
+        async with Harness(LipSync(voice=twin_voice)) as h:  # warms the voice up first
+            for n in range(replies):
+                sentences = TTS_REPLIES[n % len(TTS_REPLIES)]
+                run_plain(" ".join(sentences))
+                sent = time.time()  # the harness stamps the first utterance right after
+                for i, text in enumerate(sentences):
+                    await h.send(TwinUtterance(turn=n, text=text, index=i,
+                                               final=i == len(sentences) - 1))
+                def last_of_reply(s: Speech, n: int = n) -> bool:
+                    return s.turn == n and s.final
+
+                await h.wait_for(Speech, last_of_reply, timeout=60)
+                speech = [s for s in h.probe.messages(Speech) if s.turn == n]
+                audio = sum(len(s.pcm) / 2 / s.sample_rate for s in speech)
+                actor_ttfa.append(speech[0].t - sent)
+                actor_rtf.append((speech[-1].t - sent) / audio)
+                for s in speech:
+                    seconds = len(s.pcm) / 2 / s.sample_rate
+                    offsets.append(abs(sum(v.duration for v in s.visemes) - seconds))
+
+    warm = plain.synthesize("Ready.")
+    list(warm)
+    asyncio.run(run_actor())
+
+    def figures(ttfa: list[float], rtf: list[float]) -> dict[str, float]:
+        return {
+            "first_audio_p50_ms": round(statistics.median(ttfa) * 1000, 1),
+            "first_audio_p95_ms": round(_percentile(ttfa, 0.95) * 1000, 1),
+            "rtf_p50": round(statistics.median(rtf), 4),
+            "rtf_p95": round(_percentile(rtf, 0.95), 4),
+        }
+
+    lipsync_fig = figures(actor_ttfa, actor_rtf)
+    plain_fig = figures(plain_ttfa, plain_rtf)
+    return {
+        "lipsync": lipsync_fig,
+        "plain_piper": plain_fig,
+        "first_audio_ratio_p50": round(lipsync_fig["first_audio_p50_ms"]
+                                       / plain_fig["first_audio_p50_ms"], 3),
+        "viseme_audio_offset_max_s": max(offsets),
+        "setup": {"replies": replies, "sentences_per_reply": 3, "voice": voice,
+                  "cpus": os.cpu_count(),
+                  "aim": "first sentence's speech out <= 150 ms after its text; offset 0"},
+    }

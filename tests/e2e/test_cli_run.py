@@ -39,6 +39,7 @@ def test_run_the_example_mission_to_its_end_then_read_and_replay_the_log(tmp_pat
 
     with LogReader(log) as reader:
         events = list(reader.messages(types=["mission_event"]))
+        total = reader.count()
         assert reader.meta()["mode"] == "training"
     assert len(events) == 2 + len(mission.phases) + len(mission.injects)
 
@@ -50,7 +51,7 @@ def test_run_the_example_mission_to_its_end_then_read_and_replay_the_log(tmp_pat
 
     replayed = twin("replay", str(log), "--speed", "50", cwd=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
-    assert f"replayed {len(events)} messages" in replayed.stdout
+    assert f"replayed {total} messages" in replayed.stdout
     assert "inject [ied-marker]" in replayed.stdout
 
 
@@ -61,3 +62,26 @@ def test_run_refuses_a_bad_mission_with_its_path_and_field(tmp_path: Path) -> No
     assert run.returncode == 2
     assert str(bad) in run.stderr and "phases[0].duration" in run.stderr
     assert not (tmp_path / "sessions").exists()  # nothing started
+
+
+def test_run_with_an_audio_file_puts_partial_and_final_transcripts_in_the_log(
+        tmp_path: Path) -> None:
+    clip = ROOT / "tests" / "fixtures" / "speech" / "sense_and_sensibility_01_austen_64kb-0870.wav"
+    run = twin("run", str(MISSION), "--audio", str(clip), "--speed", "12", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "operator (final" in run.stdout and "dashwood" in run.stdout.lower()
+    log = next((tmp_path / "sessions").glob("*.db"))
+    shown = twin("log", str(log), "--type", "transcript", cwd=tmp_path)
+    lines = shown.stdout.strip().splitlines()
+    assert any("(partial" in line for line in lines)  # while the operator was speaking
+    assert sum("(final" in line for line in lines) == 1
+
+
+def test_run_with_a_bad_audio_file_degrades_and_keeps_the_log(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav")
+    run = twin("run", str(MISSION), "--audio", str(bad), "--speed", "30", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "bad.wav: not a PCM wav" in run.stderr  # said why
+    assert "continuing without operator_audio" in run.stderr
+    assert "session ended (mission ended: mission complete)" in run.stdout

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def config_with(tmp_path: Path, **extra: dict[str, Any]) -> TwinConfig:
     base = load_config(ROOT / "configs" / "test.yaml")
-    actors = dict(base.actors)
+    # the runtime under test, with the two actors every session has (no models to load)
+    actors = {name: base.actors[name] for name in ("recorder", "mission")}
     for name, spec in extra.items():
         actors[name] = ActorSpec.model_validate(spec)
     session = base.session.model_copy(update={"log_dir": tmp_path})

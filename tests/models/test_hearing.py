@@ -1,0 +1,142 @@
+"""Hearing with the real models on real recordings: the whole actor path, and its failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from actors.audio import read_wav
+from actors.sources import WavSource
+from actors.speech import SpeechRecognizer
+from twin.bus import LocalBus
+from twin.messages import ActorError, SpeechEnded, SpeechStarted, Transcript
+from twin.metrics import word_errors
+from twin.testing import Probe
+
+pytestmark = pytest.mark.models
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "speech"
+CLIPS = json.loads((FIXTURES / "transcripts.json").read_text())["clips"]
+LIBRIVOX = sorted(name for name in CLIPS if name.endswith(".wav"))
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coroutine, 300))
+
+
+def write_session_audio(path: Path, names: list[str], gap_s: float = 1.5) -> Path:
+    """The clips one after another with pauses, as one 16 kHz recording."""
+    parts = [np.zeros(int(gap_s * 16000), np.int16)]
+    for name in names:
+        samples = read_wav(FIXTURES / name).samples[:, 0]
+        parts += [(samples * 32767).astype("<i2"), np.zeros(int(gap_s * 16000), np.int16)]
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(np.concatenate(parts).astype("<i2").tobytes())
+    return path
+
+
+async def listen(path: Path, turns: int, **speech: Any) -> Probe:
+    """Play ``path`` through a WavSource into a SpeechRecognizer until ``turns`` finals."""
+    bus = LocalBus()
+    probe = Probe(name="probe")
+    source = WavSource({"path": str(path), "speed": 2.0}, name="operator_audio")
+    recognizer = SpeechRecognizer(speech, name="speech")
+    for actor in (probe, recognizer, source):
+        actor.attach(bus)
+    for actor in (probe, recognizer, source):
+        await actor.start()
+    try:
+        for n in range(turns):
+            await probe.wait_for(Transcript, lambda m, n=n: m.final and m.turn == n + 1,
+                                 timeout=120)
+    finally:
+        for actor in (source, recognizer, probe):
+            await actor.stop()
+    return probe
+
+
+def test_word_error_rate_of_the_actor_path_on_librivox_is_at_most_ten_percent(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        audio = write_session_audio(tmp_path / "librivox.wav", LIBRIVOX)
+        probe = await listen(audio, len(LIBRIVOX))
+        finals = [m for m in probe.messages(Transcript) if m.final]
+        assert [m.turn for m in finals] == list(range(1, len(LIBRIVOX) + 1))
+        total = sum((word_errors(CLIPS[name]["text"], final.text)
+                     for name, final in zip(LIBRIVOX, finals, strict=True)),
+                    start=word_errors("", ""))
+        assert total.rate <= 0.10, [f.text for f in finals]
+        # each turn: started, partials while speaking, ended, then the final with timed words
+        for final in finals:
+            started = [m for m in probe.messages(SpeechStarted) if m.turn == final.turn]
+            ended = [m for m in probe.messages(SpeechEnded) if m.turn == final.turn]
+            assert len(started) == len(ended) == 1
+            assert final.start == started[0].at and final.end == ended[0].at
+            assert final.words and 0 < final.confidence <= 1
+            times = [(w.start, w.end) for w in final.words]
+            assert all(a <= b for a, b in times)
+            assert times[0][0] >= final.start - 0.35 and times[-1][1] <= final.end + 0.35
+        long_turns = [f.turn for f in finals if f.end - f.start > 4]
+        partial_turns = {m.turn for m in probe.messages(Transcript) if not m.final}
+        assert set(long_turns) <= partial_turns  # partials arrived while they spoke
+
+    run(scenario())
+
+
+def test_a_missing_model_names_the_fetch_command(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWIN_MODELS", str(tmp_path / "empty"))
+
+    async def scenario() -> None:
+        recognizer = SpeechRecognizer({"model": "whisper-base"}, name="speech")
+        recognizer.attach(LocalBus())
+        health = await recognizer.start()
+        assert health["failed"] and "twin models fetch whisper-base" in health["failed"]
+        folder = SpeechRecognizer({"model": str(tmp_path)}, name="speech")
+        folder.attach(LocalBus())
+        health = await folder.start()
+        assert "not a CTranslate2 Whisper folder" in health["failed"]
+        unknown = SpeechRecognizer({"model": "openai/whisper-large"}, name="speech")
+        unknown.attach(LocalBus())
+        health = await unknown.start()
+        assert "allow_download" in health["failed"]
+
+    run(scenario())
+
+
+def test_bad_audio_files_fail_clearly_or_play_what_they_hold(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        corrupt = tmp_path / "corrupt.wav"
+        corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+        bus = LocalBus()
+        probe = Probe(name="probe")
+        probe.attach(bus)
+        await probe.start()
+        source = WavSource({"path": str(corrupt)}, name="operator_audio")
+        source.attach(bus)
+        health = await source.start()
+        assert health["failed"] and "corrupt.wav" in health["failed"]
+        error = await probe.wait_for(ActorError)
+        assert not error.recoverable and "corrupt.wav" in error.error
+
+        whole = (FIXTURES / "sense_and_sensibility_01_austen_64kb-0930.wav").read_bytes()
+        truncated = tmp_path / "truncated.wav"
+        truncated.write_bytes(whole[: int(len(whole) * 0.8)])
+        probe_two = await listen(truncated, 1)
+        final = next(m for m in probe_two.messages(Transcript) if m.final)
+        assert "amiable" in final.text.lower()
+        warning = next(m for m in probe_two.messages(ActorError))
+        assert warning.recoverable and "truncated" in warning.error
+        await probe.stop()
+
+    run(scenario())

@@ -15,6 +15,7 @@ from twin.messages import (
     MissionEvent,
     OperatorState,
     Speech,
+    SpeechCut,
     SpeechEnded,
     SpeechStarted,
     TrainerControl,
@@ -56,6 +57,9 @@ def describe(message: Message) -> str:
             return f"speech started at {message.at:.2f} s"
         case SpeechEnded():
             return f"speech ended at {message.at:.2f} s ({message.duration:.2f} s)"
+        case SpeechCut():
+            return (f"speech cut in sentence {message.sentence_index} at "
+                    f"{message.at_seconds:.2f} s: heard {message.spoken_text!r}")
         case Interrupt():
             return f"interrupt turn {message.target_turn}: {message.reason}"
         case BehaviorObservation():

@@ -49,6 +49,8 @@ from twin.messages import (
     Word,
 )
 
+TAIL_S = 0.3  # audio kept after the end of voice: word-final fricatives are quiet
+
 
 class SpeechSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -190,7 +192,7 @@ class SpeechRecognizer(Actor):
         if silence >= self.config.speculate_ms:
             voice_end = self.endpointer.last_voice
             if utterance.speculation is None or utterance.speculation[0] != voice_end:
-                audio = self._utterance_audio(utterance, until=voice_end + 0.1)
+                audio = self._utterance_audio(utterance, until=voice_end + TAIL_S)
                 task = asyncio.create_task(self._decode(audio))
                 utterance.speculation = (voice_end, task)
         elif silence == 0 and self._partial_due(utterance, now):
@@ -232,7 +234,7 @@ class SpeechRecognizer(Actor):
         else:
             if speculation is not None:
                 speculation[1].cancel()
-            recognition = await self._decode(self._utterance_audio(utterance, until=at + 0.1))
+            recognition = await self._decode(self._utterance_audio(utterance, until=at + TAIL_S))
             reused = False
         self._history = np.zeros(0, np.float32)
         self._audio = []

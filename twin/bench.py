@@ -16,16 +16,25 @@ Clocks: both actors run on one machine and read ``time.time()``, so one-way time
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import os
 import statistics
+import sys
 import time
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twin.actor import Actor, SessionInfo
 from twin.bus import RayBus, routes_for
 from twin.config import BusSettings
 from twin.messages import AudioFrame, Message, SpeechStarted
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 AUDIO_PCM = bytes(3200)  # 100 ms of 16 kHz 16-bit mono
 RAW_CHUNK = 2000
@@ -303,3 +312,246 @@ def run_tts_bench(*, replies: int = 12, voice: str = "piper-joe-medium") -> dict
                   "cpus": os.cpu_count(),
                   "aim": "first sentence's speech out <= 150 ms after its text; offset 0"},
     }
+
+
+# ---------------------------------------------------------------------------- asr
+
+FRAME_S = 0.1  # AudioFrame length, as a microphone source sends them
+LONG_GAP_S = 1.0  # silence between (and after) the clips of the long recording
+LEAD_IN_S = 0.5  # silence before a short utterance
+TAIL_S = 1.5  # silence after it, so the turn ends
+
+
+@dataclass(frozen=True)
+class SpeechClip:
+    """A fixture recording: 16 kHz mono int16 samples, its transcript, and (when measured) the
+    reference voice boundaries in seconds into the clip."""
+
+    name: str
+    samples: npt.NDArray[np.int16]
+    text: str
+    voice: tuple[float, float] | None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / 16000
+
+
+def speech_fixtures() -> Path:
+    """The repository's ``tests/fixtures/speech`` folder; ``FileNotFoundError`` if absent."""
+    import twin
+
+    folder = Path(twin.__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
+    if not (folder / "transcripts.json").is_file():
+        raise FileNotFoundError(
+            f"{folder}: no speech fixtures (transcripts.json and its clips); `twin bench asr` "
+            "runs from a source checkout of twin, where tests/fixtures/speech holds them")
+    return folder
+
+
+def load_speech_clips(folder: Path) -> list[SpeechClip]:
+    """The clips listed in ``folder/transcripts.json`` (wavs of any rate; ``.raw`` is 16 kHz
+    S16_LE mono), as 16 kHz mono int16."""
+    import numpy as np
+
+    from actors.audio import SAMPLE_RATE, Resampler, read_wav
+
+    listing = json.loads((folder / "transcripts.json").read_text())["clips"]
+    clips = []
+    for name, entry in listing.items():
+        path = folder / name
+        if name.endswith(".raw"):
+            samples = np.frombuffer(path.read_bytes(), "<i2").astype(np.int16)
+        else:
+            wav = read_wav(path)
+            samples = Resampler(wav.sample_rate, wav.channels)(wav.samples, last=True)
+        assert SAMPLE_RATE == 16000
+        voice = entry.get("voice")
+        clips.append(SpeechClip(name, samples, str(entry["text"]),
+                                (float(voice[0]), float(voice[1])) if voice else None))
+    return clips
+
+
+def _ms_figures(values: list[float]) -> dict[str, float]:
+    ms = values or [float("nan")]
+    return {"p50": round(statistics.median(ms), 1), "p95": round(_percentile(ms, 0.95), 1),
+            "n": len(values)}
+
+
+def _progress(text: str) -> None:
+    print(f"bench asr: {text}", file=sys.stderr, flush=True)
+
+
+def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str, Any]:
+    """Speech recognition: the ``SpeechRecognizer`` actor on a ``LocalBus`` beside plain
+    faster-whisper, on the same real recordings (``tests/fixtures/speech``) in the same run.
+
+    - long: every clip, joined with 1 s silences (and 1 s after the last), ~33 s. Plain
+      faster-whisper ``transcribe(audio, beam_size=1, language="en", word_timestamps=True)``
+      (segments consumed) beside the actor fed the audio as 100 ms ``AudioFrame``s as fast as it
+      takes them (first frame sent -> last final ``Transcript`` published). Real-time factor =
+      wall time / audio seconds; word error rate against the joined reference texts.
+    - short: each clip ``repeats`` times, with 0.5 s of silence before and 1.5 s after, fed in
+      real time (paced 100 ms frames, as a microphone). Per turn, ``SpeechEnded`` -> final
+      ``Transcript`` (publication times); per clip with reference voice boundaries, the send
+      time of the last frame holding voice -> the clip's last final ``Transcript`` (what the
+      operator perceives: it includes the end-of-turn silence). The baseline is plain
+      faster-whisper's ``transcribe(clip)`` wall time — what a naive pipeline still needs after
+      endpointing. Word error rates are pooled over all utterances.
+
+    Both use ``cpu_threads=2``, int8, greedy decoding; they never run at the same time.
+    """
+    import numpy as np
+
+    from actors.asr import resolve_model
+    from actors.audio import pcm_to_float
+    from actors.speech import SpeechRecognizer, SpeechSettings
+    from twin.messages import Metric, SpeechEnded, Transcript
+    from twin.metrics import WordErrors, word_errors
+    from twin.testing import Harness
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    clips = load_speech_clips(speech_fixtures())
+    settings = SpeechSettings.model_validate({"model": model})
+    threads = settings.cpu_threads
+    from faster_whisper import WhisperModel
+
+    plain = WhisperModel(resolve_model(model), device="cpu", compute_type="int8",
+                         cpu_threads=threads, local_files_only=True)
+
+    def as_float(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+        return pcm_to_float(samples.astype("<i2").tobytes())
+
+    def transcribe(samples: npt.NDArray[np.int16]) -> tuple[str, float]:
+        """Plain faster-whisper's text and wall seconds (audio conversion not timed)."""
+        audio = as_float(samples)
+        began = time.perf_counter()
+        segments, _ = plain.transcribe(audio, beam_size=1, language="en", word_timestamps=True)
+        text = " ".join(segment.text.strip() for segment in segments)
+        return text, time.perf_counter() - began
+
+    def silence(seconds: float) -> npt.NDArray[np.int16]:
+        return np.zeros(round(seconds * 16000), np.int16)
+
+    transcribe(clips[0].samples)  # warm-up (the actor warms itself up in on_start)
+    actor = SpeechRecognizer(settings, name="speech")
+    frame_samples = round(FRAME_S * 16000)
+    clock = 0.0  # stream time, continuous across everything fed to the actor
+
+    async def feed(h: Harness, samples: npt.NDArray[np.int16], realtime: bool) -> list[float]:
+        """Send ``samples`` as 100 ms frames; wait until the actor has handled them all.
+        Returns the wall time (time.time()) at which each frame was sent."""
+        nonlocal clock
+        padded = np.concatenate([samples, silence(-len(samples) % frame_samples / 16000)])
+        frames = padded.reshape(-1, frame_samples)
+        target = actor.handled + len(frames)
+        sent: list[float] = []
+        began = time.monotonic()
+        for n, frame in enumerate(frames):
+            if realtime:
+                delay = began + n * FRAME_S - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent.append(time.time())
+            await h.send(AudioFrame(pcm=frame.astype("<i2").tobytes(), start=round(clock, 3)))
+            clock += FRAME_S
+        while actor.handled < target:
+            if actor.failed:
+                raise RuntimeError(f"the SpeechRecognizer failed: {actor.failed}")
+            await asyncio.sleep(0.005)
+        return sent
+
+    def finals(h: Harness, after_turn: int) -> list[Transcript]:
+        return sorted((t for t in h.probe.messages(Transcript)
+                       if t.final and t.turn is not None and t.turn > after_turn),
+                      key=lambda t: t.turn or 0)
+
+    result: dict[str, Any] = {}
+
+    async def measure() -> None:
+        async with Harness(actor) as h:
+            # ---- long recording
+            parts: list[npt.NDArray[np.int16]] = []
+            for clip in clips:
+                parts += [clip.samples, silence(LONG_GAP_S)]
+            long_audio = np.concatenate(parts)
+            audio_s = len(long_audio) / 16000
+            reference = " ".join(clip.text for clip in clips)
+            _progress(f"long recording, {audio_s:.1f} s: plain faster-whisper")
+            plain_text, plain_s = transcribe(long_audio)
+            _progress("long recording: SpeechRecognizer, frames as fast as it takes them")
+            turn = actor.turn
+            sent = await feed(h, long_audio, realtime=False)
+            heard = finals(h, turn)
+            actor_s = (heard[-1].t - sent[0]) if heard else float("nan")
+            actor_text = " ".join(t.text for t in heard)
+            result["long"] = {
+                "audio_s": round(audio_s, 2),
+                "plain_faster_whisper": {
+                    "seconds": round(plain_s, 3), "rtf": round(plain_s / audio_s, 4),
+                    "wer": round(word_errors(reference, plain_text).rate, 4),
+                    "text": plain_text},
+                "speech_recognizer": {
+                    "seconds": round(actor_s, 3), "rtf": round(actor_s / audio_s, 4),
+                    "wer": round(word_errors(reference, actor_text).rate, 4),
+                    "turns": len(heard), "text": actor_text},
+            }
+
+            # ---- short utterances, in real time
+            after_end: list[float] = []
+            after_voice: list[float] = []
+            plain_ms: list[float] = []
+            actor_errors = plain_errors = WordErrors(0, 0, 0, 0)
+            texts: dict[str, dict[str, Any]] = {
+                clip.name: {"reference": clip.text, "speech_recognizer": []} for clip in clips}
+            first_turn = actor.turn
+            for repeat in range(repeats):
+                for clip in clips:
+                    _progress(f"short {repeat + 1}/{repeats}: {clip.name} ({clip.seconds:.2f} s)")
+                    turn = actor.turn
+                    sent = await feed(h, np.concatenate(
+                        [silence(LEAD_IN_S), clip.samples, silence(TAIL_S)]), realtime=True)
+                    heard = finals(h, turn)
+                    ended = {e.turn: e.t for e in h.probe.messages(SpeechEnded)
+                             if e.turn is not None and e.turn > turn}
+                    after_end += [(t.t - ended[t.turn]) * 1000 for t in heard if t.turn in ended]
+                    if clip.voice is not None and heard:
+                        voice_end = LEAD_IN_S + clip.voice[1]
+                        last_voiced = math.ceil(round(voice_end / FRAME_S, 6)) - 1
+                        after_voice.append((heard[-1].t - sent[last_voiced]) * 1000)
+                    heard_text = " ".join(t.text for t in heard)
+                    texts[clip.name]["speech_recognizer"].append(heard_text)
+                    actor_errors += word_errors(clip.text, heard_text)
+                    await asyncio.sleep(0.3)  # let any dropped partial decode finish
+                    text, seconds = transcribe(clip.samples)
+                    plain_ms.append(seconds * 1000)
+                    plain_errors += word_errors(clip.text, text)
+                    texts[clip.name]["plain_faster_whisper"] = text
+            speculative = [m for m in h.probe.messages(Metric)
+                           if m.name == "asr_final_after_end_ms" and (m.turn or 0) > first_turn]
+            result["short"] = {
+                "utterances": len(clips) * repeats,
+                "turns": len(after_end),
+                "final_after_speech_ended_ms": _ms_figures(after_end),
+                "final_after_voice_end_ms": _ms_figures(after_voice),
+                "end_silence_ms": settings.end_silence_ms,
+                "plain_faster_whisper_ms": _ms_figures(plain_ms),
+                "wer": {"speech_recognizer": round(actor_errors.rate, 4),
+                        "plain_faster_whisper": round(plain_errors.rate, 4)},
+                "speculative_finals": sum(m.labels.get("speculative") == "true"
+                                          for m in speculative),
+                "clips_with_voice_reference": sum(clip.voice is not None for clip in clips),
+                "transcripts": texts,
+            }
+
+    _progress(f"loading {model} and the VAD")
+    asyncio.run(measure())
+    result["setup"] = {
+        "model": model, "compute_type": "int8", "beam_size": 1, "cpu_threads": threads,
+        "cores": os.cpu_count(), "repeats": repeats, "clips": [clip.name for clip in clips],
+        "frame_ms": round(FRAME_S * 1000), "speculate_ms": settings.speculate_ms,
+        "aim": "final transcript <= 300 ms after end of speech for a 3 s utterance on 2 cores "
+               "with tiny.en; word error rate no worse than plain faster-whisper",
+    }
+    return result

@@ -373,6 +373,23 @@ def bench_tts(
     typer.echo(json.dumps(run_tts_bench(replies=replies, voice=voice), indent=2))
 
 
+@bench_app.command("asr")
+def bench_asr(
+    model: Annotated[str, typer.Option(help="faster-whisper model: registry name or CTranslate2 folder")] = "whisper-tiny.en",
+    repeats: Annotated[int, typer.Option(min=1, help="times each short utterance is played in real time")] = 3,
+) -> None:
+    """Real-time factor, final-transcript latency and word error rate of SpeechRecognizer beside plain faster-whisper, as JSON."""
+    from twin.bench import run_asr_bench
+    from twin.models import ModelError
+
+    typer.echo(f"measuring (about {30 + 12 * repeats} s of audio in real time)...", err=True)
+    try:
+        figures = run_asr_bench(model=model, repeats=repeats)
+    except (FileNotFoundError, ModelError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(json.dumps(figures, indent=2))
+
+
 def main() -> None:
     app()
 

@@ -14,6 +14,7 @@ folder, or — only when ``allow_download`` is set — any faster-whisper model 
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,9 +145,13 @@ class WhisperRecognizer:
         return Recognition(text, words, confidence, self.language, no_speech), looped
 
 
+_STUTTER = re.compile(r"(.{1,12}?)\1{5,}")  # the same few characters six times in a row
+
+
 def _repetitive(text: str) -> bool:
-    """A decoding loop: the text compresses far better than speech does (faster-whisper's test)."""
-    if len(text) < 40:
-        return False
+    """A decoding loop: a short stretch repeated, or text that compresses far better than speech
+    does (faster-whisper's test)."""
+    if _STUTTER.search(text):
+        return True
     data = text.encode()
-    return len(data) / len(zlib.compress(data)) > 2.4
+    return len(data) >= 40 and len(data) / len(zlib.compress(data)) > 2.4

@@ -49,7 +49,9 @@ from twin.messages import (
     Word,
 )
 
-TAIL_S = 0.3  # audio kept after the end of voice: word-final fricatives are quiet
+# Audio kept after the end of voice: word-final fricatives are quiet, and Whisper given less
+# room noise after the last word tends to loop on it ("old-s-s-y-y-y-...").
+TAIL_S = 0.3
 
 
 class SpeechSettings(BaseModel):
@@ -69,7 +71,9 @@ class SpeechSettings(BaseModel):
     pre_roll_ms: int = Field(300, ge=0, description="audio kept before the detected start")
     max_turn_s: float = Field(28.0, gt=1, le=30)
     partial_interval_ms: int = Field(500, ge=100)
-    speculate_ms: int = Field(160, ge=32, description="pause after which the final is decoded")
+    speculate_ms: int = Field(300, ge=int(TAIL_S * 1000),
+                              description="pause after which the final is decoded (at least the "
+                              "300 ms of room noise kept after the voice)")
     barge_in_min_ms: int = Field(400, ge=0)
 
 

@@ -50,6 +50,7 @@ class MissionDirector(Actor):
 
     subscribes: ClassVar[tuple[type[Message], ...]] = (TrainerControl,)
     Settings: ClassVar[type[BaseModel]] = MissionDirectorSettings
+    start_phase: ClassVar[int] = 2  # the clock starts when every other actor is ready
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -34,6 +34,7 @@ class Recorder(Actor):
     Settings: ClassVar[type[BaseModel]] = RecorderSettings
 
     lossless: ClassVar[bool] = True  # the log is the truth: never drop
+    start_phase: ClassVar[int] = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

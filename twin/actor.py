@@ -72,6 +72,9 @@ class Actor:
     subscribes: ClassVar[tuple[type[Message], ...]] = ()
     Settings: ClassVar[type[BaseModel]] = NoSettings
     lossless: ClassVar[bool] = False  # never drop, not even droppable types (the recorder)
+    # Start order: 0 before everyone (the recorder), 2 after everyone is ready (the mission
+    # clock, so that no inject fires while models still load); 1 for the rest, concurrently.
+    start_phase: ClassVar[int] = 1
 
     def __init__(
         self,

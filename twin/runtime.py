@@ -352,15 +352,19 @@ class Session:
             self.watches[plan.name] = ActorWatch(plan, placed)
 
     async def _start_all(self) -> None:
-        # The recorder first, so that it is taking messages before anyone publishes.
-        order = sorted(self.watches.values(), key=lambda w: not _records_everything(w))
-        for watch in order:
-            health = await self._call(watch, "start")
-            if health is None:
-                continue
-            watch.incarnation = health["incarnation"]
-            if health.get("failed"):
-                await self._apply_policy(watch, f"failed to start: {health['failed']}")
+        # By start phase: the recorder first, so that it takes messages before anyone
+        # publishes; the mission clock last; the rest (loading their models) side by side.
+        for phase in sorted({w.plan.cls.start_phase for w in self.watches.values()}):
+            watches = [w for w in self.watches.values() if w.plan.cls.start_phase == phase]
+            await asyncio.gather(*(self._start_one(watch) for watch in watches))
+
+    async def _start_one(self, watch: ActorWatch) -> None:
+        health = await self._call(watch, "start")
+        if health is None:
+            return
+        watch.incarnation = health["incarnation"]
+        if health.get("failed"):
+            await self._apply_policy(watch, f"failed to start: {health['failed']}")
 
     # ------------------------------------------------------------------ supervising
 

@@ -36,7 +36,7 @@ def test_actors_exchange_messages_and_everything_is_logged_in_order(tmp_path: Pa
         probe={"class": "twin.testing.Probe"},
     )
     mission = load_mission(ROOT / "missions" / "route_clearance.yaml")
-    session = Session(config, mission, speed=30)
+    session = Session(config, mission, speed=10)  # 18 s: the ticker is done long before
     summaries: dict[str, Any] = {}
 
     async def scenario() -> Any:
@@ -62,6 +62,14 @@ def test_actors_exchange_messages_and_everything_is_logged_in_order(tmp_path: Pa
     assert seen == sorted(seen) and len(seen) >= 300
 
 
+def injects_fired(log: Path) -> bool:
+    if not log.exists():
+        return False
+    with LogReader(log) as reader:
+        return any(isinstance(m, MissionEvent) and m.kind == "inject"
+                   for m in reader.messages(types=["mission_event"]))
+
+
 def test_a_killed_actor_is_restarted_and_the_session_continues(tmp_path: Path) -> None:
     import ray
 
@@ -72,8 +80,10 @@ def test_a_killed_actor_is_restarted_and_the_session_continues(tmp_path: Path) -
     session.on_notice = notices.append
 
     async def scenario() -> Any:
-        task = asyncio.create_task(session.run(timeout=90))
-        await asyncio.sleep(6)  # into the mission: some injects have fired
+        task = asyncio.create_task(session.run(timeout=120))
+        while not injects_fired(session.log_path):  # into the mission: an inject has fired
+            assert not task.done()
+            await asyncio.sleep(0.2)
         placed: Any = session.watches["mission"].placed
         ray.kill(placed.handle, no_restart=False)
         return await task

@@ -25,7 +25,7 @@ system:
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	@scripts/system-packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,dev]'
 	@touch $@
 
 models: $(STAMP)

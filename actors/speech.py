@@ -51,7 +51,7 @@ from twin.messages import (
 
 # Audio kept after the end of voice: word-final fricatives are quiet, and Whisper given less
 # room noise after the last word tends to loop on it ("old-s-s-y-y-y-...").
-TAIL_S = 0.3
+TAIL_S = 0.4
 
 
 class SpeechSettings(BaseModel):
@@ -62,7 +62,7 @@ class SpeechSettings(BaseModel):
     allow_download: bool = False
     compute_type: str = "int8"
     cpu_threads: int = Field(2, ge=1)
-    beam_size: int = Field(1, ge=1)
+    beam_size: int = Field(2, ge=1)
     language: str = "en"
     stream: str = Field("operator", description="which AudioFrame stream to hear")
     threshold: float = Field(0.5, gt=0, lt=1, description="VAD speech probability")
@@ -71,9 +71,9 @@ class SpeechSettings(BaseModel):
     pre_roll_ms: int = Field(300, ge=0, description="audio kept before the detected start")
     max_turn_s: float = Field(28.0, gt=1, le=30)
     partial_interval_ms: int = Field(500, ge=100)
-    speculate_ms: int = Field(300, ge=int(TAIL_S * 1000),
+    speculate_ms: int = Field(400, ge=int(TAIL_S * 1000),
                               description="pause after which the final is decoded (at least the "
-                              "300 ms of room noise kept after the voice)")
+                              "400 ms of room noise kept after the voice)")
     barge_in_min_ms: int = Field(400, ge=0)
 
 

@@ -256,6 +256,29 @@ class SpeechCut(Message, frozen=True, kw_only=True, tag="speech_cut"):
     reason: str = "barge-in"
 
 
+class EvidenceRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A knowledge passage a decision rests on: its id (``route_copper#3``), file, score, text."""
+
+    id: str
+    source: str
+    score: float
+    text: str  # trimmed to ~300 characters
+
+
+class TwinDecision(Message, frozen=True, kw_only=True, tag="twin_decision"):
+    """Why the twin says what it is about to say: decided before any LLM runs."""
+
+    trigger: Literal["question", "report", "command"]
+    intent: Literal["report", "answer", "recommend", "clarify", "acknowledge", "decline"]
+    style: Literal["brief", "standard", "explanatory"]
+    hedge: bool
+    confidence: float
+    question: str = ""
+    reasons: list[str] = []
+    evidence: list[EvidenceRef] = []
+    expression: str = "calm"  # calm / concerned / positive / urgent (for the avatar)
+
+
 # ---------------------------------------------------------------------------- runtime
 
 
@@ -295,6 +318,7 @@ AnyMessage: TypeAlias = Union[  # noqa: UP007 - msgspec needs a real Union of th
     SpeechCut,
     ActorError,
     Metric,
+    TwinDecision,
 ]
 
 

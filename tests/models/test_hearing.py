@@ -85,7 +85,7 @@ def test_word_error_rate_of_the_actor_path_on_librivox_is_at_most_ten_percent(
             assert final.words and 0 < final.confidence <= 1
             times = [(w.start, w.end) for w in final.words]
             assert all(a <= b for a, b in times)
-            assert times[0][0] >= final.start - 0.35 and times[-1][1] <= final.end + 0.35
+            assert times[0][0] >= final.start - 0.35 and times[-1][1] <= final.end + 0.5
         long_turns = [f.turn for f in finals if f.end - f.start > 4]
         partial_turns = {m.turn for m in probe.messages(Transcript) if not m.final}
         assert set(long_turns) <= partial_turns  # partials arrived while they spoke

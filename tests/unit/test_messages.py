@@ -18,6 +18,7 @@ from twin.messages import (
     AudioFrame,
     BehaviorObservation,
     EmotionEstimate,
+    EvidenceRef,
     Interrupt,
     Message,
     MessageError,
@@ -33,6 +34,7 @@ from twin.messages import (
     TrainerCommand,
     TrainerControl,
     Transcript,
+    TwinDecision,
     TwinUtterance,
     Viseme,
     Word,
@@ -76,6 +78,7 @@ modalities = st.builds(
 )
 visemes = st.builds(Viseme, viseme=texts, start=floats, duration=floats, weight=floats)
 word_timings = st.builds(WordTiming, word=texts, start=floats, end=floats)
+evidence_refs = st.builds(EvidenceRef, id=texts, source=texts, score=floats, text=texts)
 
 # Per registered type, a strategy for each of its own fields (the envelope is added below).
 FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
@@ -178,6 +181,19 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         value=floats,
         unit=texts,
         labels=st.dictionaries(texts, texts, max_size=4),
+    ),
+    TwinDecision: dict(
+        trigger=st.sampled_from(["question", "report", "command"]),
+        intent=st.sampled_from(
+            ["report", "answer", "recommend", "clarify", "acknowledge", "decline"]
+        ),
+        style=st.sampled_from(["brief", "standard", "explanatory"]),
+        hedge=st.booleans(),
+        confidence=floats,
+        question=texts,
+        reasons=st.lists(texts, max_size=4),
+        evidence=st.lists(evidence_refs, max_size=3),
+        expression=texts,
     ),
 }
 

@@ -1,0 +1,101 @@
+"""Chat models for the dialogue, chosen by config: a local GGUF model, an OpenAI-compatible
+server, or Ollama — all LangChain chat models, so the dialogue's chain is the same for each.
+
+- ``llamacpp`` (default): ``ChatLlamaCpp`` over a GGUF file from the model registry
+  (``smollm2-135m-instruct``) or a path; runs in this process, threads set explicitly;
+- ``openai``: ``ChatOpenAI(base_url=...)`` — a llama.cpp server (``python -m llama_cpp.server``),
+  vLLM, or any OpenAI-compatible endpoint;
+- ``ollama``: ``ChatOllama`` against an Ollama server.
+
+``split_sentences`` turns a stream of text chunks into complete sentences as soon as each ends,
+so the first sentence can be spoken while the model writes the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChatSettings(BaseModel):
+    """Which chat model the dialogue uses, and its generation limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["llamacpp", "openai", "ollama"] = "llamacpp"
+    model: str = Field("smollm2-135m-instruct", description="llamacpp: a registry name or a "
+                       ".gguf path; openai/ollama: the server's model name")
+    base_url: str | None = Field(None, description="openai/ollama: the server's address")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable "
+                             "holding the key (a local server accepts any)")
+    max_tokens: int = Field(96, ge=8, le=1024)
+    temperature: float = Field(0.2, ge=0, le=2)
+    n_threads: int = Field(2, ge=1)
+    n_ctx: int = Field(2048, ge=256)
+    timeout_s: float = Field(10.0, gt=0, description="a whole reply; then the grounded fallback")
+
+
+def chat_model(settings: ChatSettings) -> Any:
+    """The LangChain chat model the settings name (blocking: loads a local model)."""
+    if settings.backend == "llamacpp":
+        from langchain_community.chat_models import ChatLlamaCpp
+
+        return ChatLlamaCpp(
+            model_path=str(gguf_path(settings.model)), n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads, n_batch=256, max_tokens=settings.max_tokens,
+            temperature=settings.temperature, repeat_penalty=1.15, top_p=0.9,
+            streaming=True, verbose=False)
+    if settings.backend == "openai":
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=settings.model, base_url=settings.base_url,
+            api_key=os.environ.get(settings.api_key_env, "not-needed"),
+            max_completion_tokens=settings.max_tokens, temperature=settings.temperature,
+            timeout=settings.timeout_s, streaming=True)
+    from langchain_ollama import ChatOllama
+
+    return ChatOllama(model=settings.model, base_url=settings.base_url,
+                      num_predict=settings.max_tokens, temperature=settings.temperature)
+
+
+def gguf_path(model: str) -> Path:
+    """A GGUF file: the registry's model, or a path."""
+    from twin import models
+
+    if model in models.REGISTRY:
+        files = sorted(models.model_path(model).glob("*.gguf"))
+        if not files:
+            raise models.ModelError(f"model {model!r} has no .gguf file")
+        return files[0]
+    path = Path(model).expanduser()
+    if not path.is_file():
+        known = ", ".join(n for n, spec in models.REGISTRY.items() if spec.kind == "llm")
+        raise models.ModelError(f"no chat model {model!r}: not a registry model ({known}) "
+                                "nor a .gguf file")
+    return path
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])")
+
+
+async def split_sentences(chunks: AsyncIterator[str], *, min_chars: int = 12
+                          ) -> AsyncIterator[str]:
+    """Complete sentences from streamed text, each as soon as the next one begins."""
+    buffer = ""
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            match = _SENTENCE_END.search(buffer, min_chars)
+            if match is None:
+                break
+            sentence, buffer = buffer[: match.start()].strip(), buffer[match.end():]
+            if sentence:
+                yield sentence
+    if buffer.strip():
+        yield buffer.strip()

@@ -1,0 +1,285 @@
+"""Dialogue: what the twin says, and why — a LangChain chain over the mind's decision.
+
+In: the operator's final ``Transcript`` (answer / recommend / clarify ...), ``MissionEvent``s the
+operator should know (a proactive report), and what the mind follows: ``OperatorState``,
+``SpeechStarted``/``SpeechEnded`` (is the operator talking?), ``TwinUtterance`` and ``SpeechCut``
+(what the operator actually heard of the twin). Out: a ``TwinDecision`` (intent, style, hedge,
+confidence, reasons, evidence ids) and then the reply, sentence by sentence, as
+``TwinUtterance``s with the same ``turn``.
+
+The decision is made first, without any LLM (``twin.mind``). Acknowledgements, clarifications and
+declines are spoken from the decision alone. Answers, recommendations and reports go through the
+chain ``ChatPromptTemplate | chat model | StrOutputParser`` (``actors.chat``), streamed and cut
+into sentences as they complete. Every sentence is checked against the evidence before it is
+published: a sentence that states a number, grid or time the evidence does not hold ends the
+model's reply there, and the grounded fallback built from the decision is spoken instead. A model
+that fails or exceeds its time limit also gives way to the fallback: the twin is never silent and
+never invents a value.
+
+Proactive reports wait while the operator is speaking and go out when their turn ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar, Literal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.chat import ChatSettings, chat_model, split_sentences
+from twin.actor import Actor, ActorFailed
+from twin.messages import (
+    Message,
+    Metric,
+    MissionEvent,
+    OperatorState,
+    SpeechCut,
+    SpeechEnded,
+    SpeechStarted,
+    Transcript,
+    TwinUtterance,
+)
+from twin.mind import Decision, Mind
+
+
+class DialogueSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    knowledge_model: str = Field("all-minilm-l6-v2", description="sentence embeddings")
+    operator: str | None = Field(None, description="roster id of the operator (default: first)")
+    confidence_threshold: float = Field(0.45, gt=0, lt=1)
+    max_sentences: int = Field(3, ge=1, le=8)
+    llm_role: Literal["extend", "phrase"] = Field(
+        "extend", description="extend: the policy's grounded sentence first, then what the "
+        "model adds that passes the checks (small local models); phrase: the model phrases the "
+        "whole reply, checked sentence by sentence (bigger models)")
+    reports: bool = Field(True, description="report mission events proactively")
+
+
+# Values a sentence may state only if the evidence holds them: numbers, times, grids.
+_VALUE = re.compile(r"\d+(?:[.,:]\d+)*")
+_WORD = re.compile(r"[a-z][a-z'-]{3,}")  # content-ish words: four letters or more
+MIN_OVERLAP = 0.6
+# Operator turns are numbered by the speech recogniser from 1; the twin's own turns (its
+# proactive reports) from here, so the two never collide.
+REPORT_TURNS = 1_000_000
+
+
+def ungrounded(sentence: str, grounds: str, values: str | None = None, *,
+               already: Sequence[str] = ()) -> str | None:
+    """Why ``sentence`` is not grounded, or None: it states a value that ``values`` (default:
+    ``grounds``) does not hold, most of its words are not those of ``grounds`` (a small model
+    drifting off into invented prose), or it only repeats what was already said."""
+    allowed = set(_VALUE.findall(grounds if values is None else values))
+    invented = [v for v in _VALUE.findall(sentence) if v not in allowed]
+    if invented:
+        return f"states {', '.join(invented)}, which the grounded reply does not"
+    words = _WORD.findall(sentence.lower())
+    known = set(_WORD.findall(grounds.lower()))
+    if words and sum(word in known for word in words) / len(words) < MIN_OVERLAP:
+        return "mostly words the evidence does not use"
+    said = {w for line in already for w in _WORD.findall(line.lower())}
+    if words and all(word in said for word in words):
+        return "repeats what was already said"
+    return None
+
+
+class Dialogue(Actor):
+    """The twin's mind and mouth: decisions, then replies sentence by sentence."""
+
+    subscribes: ClassVar[tuple[type[Message], ...]] = (
+        Transcript, MissionEvent, OperatorState, SpeechStarted, SpeechEnded, SpeechCut,
+        TwinUtterance)
+    Settings: ClassVar[type[BaseModel]] = DialogueSettings
+
+    @classmethod
+    def required_models(cls, settings: BaseModel) -> tuple[str, ...]:
+        from twin.models import REGISTRY
+
+        assert isinstance(settings, DialogueSettings)
+        names = [settings.knowledge_model]
+        if settings.chat.backend == "llamacpp":
+            names.append(settings.chat.model)
+        return tuple(name for name in names if name in REGISTRY)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = self.settings
+        assert isinstance(settings, DialogueSettings)
+        self.config = settings
+        self.mind: Mind | None = None
+        self.chain: Any = None
+        self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
+        self._deferred: list[Decision] = []
+        self._replying: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[tuple[Decision, int]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def recover(self, history: Sequence[Message]) -> None:
+        turns = [m.turn - REPORT_TURNS for m in history
+                 if m.turn is not None and m.turn > REPORT_TURNS]
+        self.reports = max(turns, default=0)
+
+    async def on_start(self) -> None:
+        mission = self.session.mission
+        if mission is None:
+            raise ActorFailed("the dialogue needs a mission (its knowledge and roster)")
+        try:
+            knowledge = await asyncio.to_thread(self._load_knowledge)
+            self.chain = await asyncio.to_thread(self._build_chain)
+        except Exception as error:  # missing model or library: say which and how to fix
+            raise ActorFailed(f"{type(error).__name__}: {error}") from None
+        self.mind = Mind(mission, knowledge, operator=self.config.operator,
+                         confidence_threshold=self.config.confidence_threshold)
+        await self._warm_up()
+        self._worker = asyncio.create_task(self._speak_in_order())
+
+    def _load_knowledge(self) -> Any:
+        from actors.knowledge import Knowledge
+
+        mission = self.session.mission
+        assert mission is not None
+        knowledge = Knowledge(self.config.knowledge_model)
+        knowledge.add_documents(mission.knowledge)
+        return knowledge
+
+    def _build_chain(self) -> Any:
+        from langchain_core.output_parsers import StrOutputParser
+        from langchain_core.prompts import ChatPromptTemplate
+
+        prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
+        return prompt | chat_model(self.config.chat) | StrOutputParser()
+
+    async def _warm_up(self) -> None:
+        with contextlib.suppress(Exception):  # a cold model only costs the first reply time
+            await asyncio.wait_for(self._generate([("user", "Say ready.")]).__anext__(), 30)
+
+    async def on_stop(self) -> None:
+        for task in (self._worker, self._replying):
+            if task is not None:
+                task.cancel()
+
+    def on_health(self) -> dict[str, Any]:
+        return {"reports": self.reports, "deferred": len(self._deferred)}
+
+    # ------------------------------------------------------------------ messages
+
+    async def on_message(self, message: Message) -> None:
+        mind = self.mind
+        assert mind is not None
+        mind.observe(message)
+        if isinstance(message, Transcript) and message.final:
+            turn = message.turn if message.turn is not None else self._next_turn()
+            await self._queue.put((mind.decide_reply(message), turn))
+        elif isinstance(message, MissionEvent) and self.config.reports:
+            decision = mind.decide_report(message)
+            if decision is None:
+                return
+            if decision.defer:
+                self._deferred.append(decision)
+            else:
+                await self._queue.put((decision, self._next_turn()))
+        elif isinstance(message, SpeechEnded) and self._deferred:
+            # after the operator's own turn has been answered: the queue keeps the order
+            for decision in self._deferred:
+                await self._queue.put((decision, self._next_turn()))
+            self._deferred = []
+
+    def _next_turn(self) -> int:
+        self.reports += 1
+        return REPORT_TURNS + self.reports
+
+    async def _speak_in_order(self) -> None:
+        while True:
+            decision, turn = await self._queue.get()
+            self._replying = asyncio.create_task(self._reply(decision, turn))
+            try:
+                await self._replying
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                await self.report_error(error)
+
+    # ------------------------------------------------------------------ replying
+
+    async def _reply(self, decision: Decision, turn: int) -> None:
+        reply = _Reply(self, decision, turn)
+        await self.publish(msgspec.structs.replace(decision.message(), turn=turn))
+        plain = decision.intent in ("acknowledge", "clarify", "decline")
+        if plain or decision.hedge or not decision.evidence or self.chain is None:
+            await reply.say(decision.fallback, final=True, source="policy")
+            return
+        if self.config.llm_role == "extend":
+            await reply.say(decision.fallback, final=False, source="policy")
+        assert self.mind is not None
+        # The model may use the evidence's words, but state only the values the policy chose
+        # to say (a small model readily pairs the right number with the wrong thing).
+        words = " ".join([decision.question, decision.fallback,
+                          *(passage.text for passage, _ in decision.evidence)])
+        values = f"{decision.question} {decision.fallback}"
+        budget = self.config.max_sentences - reply.index
+        try:
+            async with asyncio.timeout(self.config.chat.timeout_s):
+                async for sentence in split_sentences(self._generate(self.mind.prompt(decision))):
+                    problem = ungrounded(sentence, words, values, already=reply.spoken)
+                    if problem:
+                        reply.rejected.append(f"{problem}: {sentence[:80]}")
+                        break  # the model left the evidence: stop it here
+                    await reply.say(sentence, final=False, source="llm")
+                    budget -= 1
+                    if budget <= 0:
+                        break
+        except Exception as error:  # a timeout or a failing model: the grounded reply stands
+            await self.report_error(error)
+        if reply.index == 0:  # the model said nothing usable: the grounded reply
+            await reply.say(decision.fallback, final=True, source="fallback")
+        else:
+            await reply.close()
+
+    async def _generate(self, messages: list[tuple[str, str]]) -> AsyncIterator[str]:
+        async for chunk in self.chain.astream({"messages": messages}):
+            yield str(chunk)
+
+
+
+class _Reply:
+    """One reply's sentences as they are published, numbered, with its first-sentence delay."""
+
+    def __init__(self, actor: Dialogue, decision: Decision, turn: int) -> None:
+        self.actor, self.decision, self.turn = actor, decision, turn
+        self.started = time.monotonic()
+        self.index = 0
+        self.spoken: list[str] = []
+        self.rejected: list[str] = []  # model sentences held back, and why
+
+    async def close(self) -> None:
+        """End the reply: an empty final utterance (LipSync says nothing for it)."""
+        await self.say("", final=True, source="end")
+
+    async def say(self, text: str, *, final: bool, source: str) -> None:
+        """Publish one sentence (an empty final one just closes the reply)."""
+        decision = self.decision
+        if text:
+            self.spoken.append(text)
+        await self.actor.publish(TwinUtterance(
+            text=text, index=self.index, final=final, intent=decision.intent,
+            expression=decision.expression, confidence=round(decision.confidence, 3),
+            turn=self.turn))
+        if self.index == 0:
+            await self.actor.publish(Metric(
+                name="dialogue_first_sentence_ms", unit="ms", turn=self.turn,
+                value=round((time.monotonic() - self.started) * 1000, 1),
+                labels={"source": source, "intent": decision.intent}))
+        if final and self.rejected:
+            await self.actor.publish(Metric(
+                name="dialogue_sentences_rejected", value=len(self.rejected), turn=self.turn,
+                labels={"why": " | ".join(self.rejected)[:300]}))
+        self.index += 1

@@ -118,7 +118,8 @@ class Dialogue(Actor):
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
         self._deferred: list[Decision] = []
         self._replying: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[tuple[Decision, int]] = asyncio.Queue()
+        # (decision, turn, monotonic time its trigger arrived)
+        self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -176,9 +177,13 @@ class Dialogue(Actor):
         mind = self.mind
         assert mind is not None
         mind.observe(message)
+        arrived = time.monotonic()
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
-            await self._queue.put((mind.decide_reply(message), turn))
+            answer = mind.decide_reply(message)
+            await self.publish(Metric(name="dialogue_decision_ms", unit="ms", turn=turn,
+                                      value=round((time.monotonic() - arrived) * 1000, 1)))
+            await self._queue.put((answer, turn, arrived))
         elif isinstance(message, MissionEvent) and self.config.reports:
             decision = mind.decide_report(message)
             if decision is None:
@@ -186,11 +191,11 @@ class Dialogue(Actor):
             if decision.defer:
                 self._deferred.append(decision)
             else:
-                await self._queue.put((decision, self._next_turn()))
+                await self._queue.put((decision, self._next_turn(), arrived))
         elif isinstance(message, SpeechEnded) and self._deferred:
             # after the operator's own turn has been answered: the queue keeps the order
             for decision in self._deferred:
-                await self._queue.put((decision, self._next_turn()))
+                await self._queue.put((decision, self._next_turn(), arrived))
             self._deferred = []
 
     def _next_turn(self) -> int:
@@ -199,8 +204,8 @@ class Dialogue(Actor):
 
     async def _speak_in_order(self) -> None:
         while True:
-            decision, turn = await self._queue.get()
-            self._replying = asyncio.create_task(self._reply(decision, turn))
+            decision, turn, arrived = await self._queue.get()
+            self._replying = asyncio.create_task(self._reply(decision, turn, arrived))
             try:
                 await self._replying
             except asyncio.CancelledError:
@@ -210,8 +215,8 @@ class Dialogue(Actor):
 
     # ------------------------------------------------------------------ replying
 
-    async def _reply(self, decision: Decision, turn: int) -> None:
-        reply = _Reply(self, decision, turn)
+    async def _reply(self, decision: Decision, turn: int, arrived: float) -> None:
+        reply = _Reply(self, decision, turn, arrived)
         await self.publish(msgspec.structs.replace(decision.message(), turn=turn))
         plain = decision.intent in ("acknowledge", "clarify", "decline")
         if plain or decision.hedge or not decision.evidence or self.chain is None:
@@ -226,9 +231,11 @@ class Dialogue(Actor):
                           *(passage.text for passage, _ in decision.evidence)])
         values = f"{decision.question} {decision.fallback}"
         budget = self.config.max_sentences - reply.index
+        generation = _Generation(self._generate(self.mind.prompt(decision)))
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
-                async for sentence in split_sentences(self._generate(self.mind.prompt(decision))):
+                async for sentence in split_sentences(generation.chunks()):
+                    generation.sentence()
                     problem = ungrounded(sentence, words, values, already=reply.spoken)
                     if problem:
                         reply.rejected.append(f"{problem}: {sentence[:80]}")
@@ -239,6 +246,8 @@ class Dialogue(Actor):
                         break
         except Exception as error:  # a timeout or a failing model: the grounded reply stands
             await self.report_error(error)
+        for metric in generation.metrics(turn):
+            await self.publish(metric)
         if reply.index == 0:  # the model said nothing usable: the grounded reply
             await reply.say(decision.fallback, final=True, source="fallback")
         else:
@@ -250,12 +259,45 @@ class Dialogue(Actor):
 
 
 
-class _Reply:
-    """One reply's sentences as they are published, numbered, with its first-sentence delay."""
+class _Generation:
+    """Times one model generation: to its first sentence, and its tokens (chunks) per second."""
 
-    def __init__(self, actor: Dialogue, decision: Decision, turn: int) -> None:
-        self.actor, self.decision, self.turn = actor, decision, turn
+    def __init__(self, chunks: AsyncIterator[str]) -> None:
+        self._chunks = chunks
         self.started = time.monotonic()
+        self.count = 0
+        self.first_sentence: float | None = None
+        self.ended: float | None = None
+
+    async def chunks(self) -> AsyncIterator[str]:
+        async for chunk in self._chunks:
+            self.count += 1
+            yield chunk
+        self.ended = time.monotonic()
+
+    def sentence(self) -> None:
+        if self.first_sentence is None:
+            self.first_sentence = time.monotonic()
+
+    def metrics(self, turn: int) -> list[Metric]:
+        figures = []
+        if self.first_sentence is not None:
+            figures.append(Metric(name="dialogue_llm_first_sentence_ms", unit="ms", turn=turn,
+                                  value=round((self.first_sentence - self.started) * 1000, 1)))
+        end = self.ended or time.monotonic()
+        if self.count and end > self.started:
+            figures.append(Metric(name="dialogue_llm_tokens_per_s", unit="tok/s", turn=turn,
+                                  value=round(self.count / (end - self.started), 1)))
+        return figures
+
+
+class _Reply:
+    """One reply's sentences as they are published, numbered; its first sentence's delay is
+    counted from the arrival of what triggered it (the final transcript, the mission event)."""
+
+    def __init__(self, actor: Dialogue, decision: Decision, turn: int, arrived: float) -> None:
+        self.actor, self.decision, self.turn = actor, decision, turn
+        self.started = arrived
         self.index = 0
         self.spoken: list[str] = []
         self.rejected: list[str] = []  # model sentences held back, and why

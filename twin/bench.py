@@ -20,9 +20,11 @@ import json
 import logging
 import math
 import os
+import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -564,3 +566,102 @@ def _beam_size() -> int:
     from actors.speech import SpeechSettings
 
     return SpeechSettings().beam_size
+
+
+# ---------------------------------------------------------------------------- dialogue
+
+DIALOGUE_QUESTIONS = (
+    "What frequency is the troop net on?",
+    "What's the grid of checkpoint Birch?",
+    "What is the fuel state of BULLDOG 3?",
+    "Who is the medic and in which vehicle?",
+    "What is the callsign of the EOD team?",
+    "At what kilometre is checkpoint Cedar?",
+    "What is the cordon distance for a suspected device?",
+    "Where is the release point?",
+)
+
+
+def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[str, Any]:
+    """Decision time, time to the first sentence after a final transcript, and the model's time
+    to its first sentence and tokens/s through the Dialogue actor — beside the plain chat model
+    streaming the same prompts in the same run."""
+    import twin
+    from actors.chat import ChatSettings, chat_model
+    from actors.dialogue import Dialogue
+    from twin.actor import SessionInfo
+    from twin.config import load_mission
+    from twin.messages import Metric, Transcript, TwinUtterance
+    from twin.testing import Harness
+
+    path = Path(mission) if mission else (
+        Path(twin.__file__).resolve().parents[1] / "missions" / "route_clearance.yaml")
+    scenario = load_mission(path)
+    actor = Dialogue({"reports": False}, name="dialogue",
+                     session=SessionInfo(id="bench", mission=scenario))
+    figures: dict[str, list[float]] = {}
+    prompts: list[list[tuple[str, str]]] = []
+
+    async def through_actor() -> None:
+        async with Harness(actor) as harness:
+            turn = 0
+            for _ in range(repeats):
+                for question in DIALOGUE_QUESTIONS:
+                    turn += 1
+                    await harness.send(Transcript(text=question, final=True, confidence=0.95,
+                                                  turn=turn), source="speech")
+                    await harness.wait_for(TwinUtterance, _final_of(turn), timeout=120)
+                    if actor.mind is not None and turn <= len(DIALOGUE_QUESTIONS):
+                        prompts.append(actor.mind.prompt(actor.mind.decide_reply(
+                            Transcript(text=question, final=True, confidence=0.95))))
+            for metric in harness.probe.messages(Metric):
+                figures.setdefault(metric.name, []).append(metric.value)
+
+    print("bench dialogue: through the Dialogue actor", file=sys.stderr)
+    asyncio.run(through_actor())
+    print("bench dialogue: the plain chat model on the same prompts", file=sys.stderr)
+    plain = chat_model(ChatSettings())
+    plain_first: list[float] = []
+    plain_rate: list[float] = []
+    sentence_end = re.compile(r"[.!?]\s")
+    for _ in range(repeats):
+        for prompt in prompts:
+            started = time.monotonic()
+            first, count, text = None, 0, ""
+            for chunk in plain.stream(prompt):
+                count += 1
+                text += str(chunk.content)
+                if first is None and sentence_end.search(text):
+                    first = time.monotonic() - started
+            elapsed = time.monotonic() - started
+            plain_first.append((first if first is not None else elapsed) * 1000)
+            plain_rate.append(count / elapsed)
+
+    def summary(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {"n": 0}
+        return {"p50": round(_percentile(values, 0.5), 1),
+                "p95": round(_percentile(values, 0.95), 1), "n": len(values)}
+
+    return {
+        "dialogue_actor": {
+            "decision_ms": summary(figures.get("dialogue_decision_ms", [])),
+            "first_sentence_after_transcript_ms": summary(
+                figures.get("dialogue_first_sentence_ms", [])),
+            "llm_first_sentence_ms": summary(figures.get("dialogue_llm_first_sentence_ms", [])),
+            "llm_tokens_per_s": summary(figures.get("dialogue_llm_tokens_per_s", [])),
+            "sentences_rejected": int(sum(figures.get("dialogue_sentences_rejected", []))),
+        },
+        "plain_chat_model": {
+            "first_sentence_ms": summary(plain_first),
+            "tokens_per_s": summary(plain_rate),
+        },
+        "setup": {"model": ChatSettings().model, "questions": len(DIALOGUE_QUESTIONS),
+                  "repeats": repeats, "cores": os.cpu_count(),
+                  "aim": "first sentence <= 350 ms after a final transcript on 2 cores"},
+    }
+
+
+def _final_of(turn: int) -> Callable[[Any], bool]:
+    """Matches the last sentence of the reply to ``turn``."""
+    return lambda message: bool(message.turn == turn and message.final)

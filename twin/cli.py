@@ -348,6 +348,17 @@ def doctor(
         typer.echo(f"{mark}{check.area:9} {check.name:24} {check.detail}{hint}")
 
 
+@bench_app.command("dialogue")
+def bench_dialogue(
+    repeats: Annotated[int, typer.Option(help="rounds over the held questions")] = 2,
+) -> None:
+    """Decision time and time to the first sentence through the Dialogue actor, beside the plain
+    chat model on the same prompts, as JSON."""
+    from twin.bench import run_dialogue_bench
+
+    typer.echo(json.dumps(run_dialogue_bench(repeats=repeats), indent=2))
+
+
 @bench_app.command("bus")
 def bench_bus(
     samples: Annotated[int, typer.Option(help="latency samples per message size and path")] = 1000,

@@ -60,6 +60,9 @@ class DialogueSettings(BaseModel):
         "model adds that passes the checks (small local models); phrase: the model phrases the "
         "whole reply, checked sentence by sentence (bigger models)")
     reports: bool = Field(True, description="report mission events proactively")
+    model_reports: bool = Field(False, description="let the model add to reports (they are "
+                                "spoken from the event itself; a small model only delays the "
+                                "next answer)")
 
 
 # Values a sentence may state only if the evidence holds them: numbers, times, grids.
@@ -218,7 +221,8 @@ class Dialogue(Actor):
     async def _reply(self, decision: Decision, turn: int, arrived: float) -> None:
         reply = _Reply(self, decision, turn, arrived)
         await self.publish(msgspec.structs.replace(decision.message(), turn=turn))
-        plain = decision.intent in ("acknowledge", "clarify", "decline")
+        plain = decision.intent in ("acknowledge", "clarify", "decline") or (
+            decision.trigger == "report" and not self.config.model_reports)
         if plain or decision.hedge or not decision.evidence or self.chain is None:
             await reply.say(decision.fallback, final=True, source="policy")
             return

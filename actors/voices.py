@@ -281,11 +281,14 @@ def normalize_text(text: str) -> str:
     text = text.replace("/", " ")
     text = re.sub(r"(?<=\w)-(?=\w)", " ", text)
     text = "".join(char if _allowed(char) else " " for char in text)
-    text = re.sub(r"\s+", " ", text)
-    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
-    text = re.sub(r"([,;:])(?:[,;:]\s*)+", r"\1 ", text)
-    text = re.sub(r",([.!?])", r"\1", text)
-    text = text.strip(" ,;:-")
+    previous = None
+    while text != previous:  # tidy punctuation until stable, so normalising is idempotent
+        previous = text
+        text = re.sub(r"\s+", " ", text)
+        text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+        text = re.sub(r"([,;:])(?:[,;:]\s*)+", r"\1 ", text)
+        text = re.sub(r",([.!?])", r"\1", text)
+        text = text.strip(" ,;:-")
     if not re.search(r"[^\W\d_]", text):
         return ""
     return text

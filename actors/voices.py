@@ -271,6 +271,18 @@ def normalize_text(text: str) -> str:
     two,". Characters outside Latin letters, digits and plain punctuation are dropped; never raises.
     """
     text = unicodedata.normalize("NFKC", str(text))
+    # Rules can uncover work for each other ("0Lt" -> "zero Lt" -> "zero Lieutenant"): apply
+    # them until nothing changes, so that normalised text normalises to itself.
+    for _ in range(4):
+        spoken = _normalize_once(text)
+        if spoken == text:
+            break
+        text = spoken
+    return text
+
+
+def _normalize_once(text: str) -> str:
+    """One pass of ``normalize_text``'s rules."""
     for symbol, spoken in _SYMBOLS.items():
         text = text.replace(symbol, spoken)
     for abbreviation, spoken in sorted(_ABBREVIATIONS.items(), key=lambda a: -len(a[0])):

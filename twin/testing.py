@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twin.actor import Actor, ActorFailed
 from twin.bus import LocalBus
+from twin.config import ActorSpec, TwinConfig
 from twin.messages import Message, Metric, Transcript
 
 M = TypeVar("M", bound=Message)
@@ -215,3 +217,13 @@ class Faulty(Actor):
     async def _later(self, delay: float) -> None:
         await asyncio.sleep(delay)
         await self.fail(ActorFailed("failed on purpose"))
+
+
+def core_config(base: TwinConfig, log_dir: Path, **extra: dict[str, Any]) -> TwinConfig:
+    """``base`` reduced to the two actors every session has (recorder, mission), plus ``extra``
+    actor specs by name, logging to ``log_dir``: a session with no models to load."""
+    actors = {name: base.actors[name] for name in ("recorder", "mission")}
+    for name, spec in extra.items():
+        actors[name] = ActorSpec.model_validate(spec)
+    session = base.session.model_copy(update={"log_dir": log_dir})
+    return base.model_copy(update={"actors": actors, "session": session})

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from twin.config import ActorSpec, ConfigError, TwinConfig, load_config, load_mission
+from twin.config import ConfigError, TwinConfig, load_config, load_mission
 from twin.log import LogReader
 from twin.messages import ActorError, Metric, MissionEvent
 from twin.runtime import Session, SessionResult, plan_actors
+from twin.testing import core_config
 
 pytestmark = pytest.mark.unit
 
@@ -19,13 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def config_with(tmp_path: Path, **extra: dict[str, Any]) -> TwinConfig:
-    base = load_config(ROOT / "configs" / "test.yaml")
-    # the runtime under test, with the two actors every session has (no models to load)
-    actors = {name: base.actors[name] for name in ("recorder", "mission")}
-    for name, spec in extra.items():
-        actors[name] = ActorSpec.model_validate(spec)
-    session = base.session.model_copy(update={"log_dir": tmp_path})
-    return base.model_copy(update={"actors": actors, "session": session})
+    return core_config(load_config(ROOT / "configs" / "test.yaml"), tmp_path, **extra)
 
 
 def run_session(config: TwinConfig, speed: float = 100, timeout: float = 30) -> SessionResult:

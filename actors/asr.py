@@ -146,12 +146,13 @@ class WhisperRecognizer:
 
 
 _STUTTER = re.compile(r"(.{1,12}?)\1{5,}")  # the same few characters six times in a row
+_ECHO = re.compile(r"(\b\w.{8,}?[.!?])\s+\1", re.IGNORECASE)  # a sentence said twice over
 
 
 def _repetitive(text: str) -> bool:
-    """A decoding loop: a short stretch repeated, or text that compresses far better than speech
-    does (faster-whisper's test)."""
-    if _STUTTER.search(text):
+    """A decoding loop: a short stretch repeated, a sentence repeated, or text that compresses
+    far better than speech does (faster-whisper's test)."""
+    if _STUTTER.search(text) or _ECHO.search(text):
         return True
     data = text.encode()
     return len(data) >= 40 and len(data) / len(zlib.compress(data)) > 2.4

@@ -160,6 +160,20 @@ _STOPWORDS = _wordset(
     "as about into than then so"
 )
 _FILLERS = _wordset("uh um er erm hmm ah eh mm mhm huh")
+# Words of a question that name no topic (so their absence from the notes means nothing).
+_GENERIC = _wordset(
+    "many much far long have has had need needs available current currently name names "
+    "number state status kind type there next last first latest right left go goes going gone "
+    "went doing done happen happened happening tight short lost lose losing still inside "
+    "outside someone anyone everyone okay good bad best better worse soon late early way ready "
+    "safe clear sure think know want let put take make see look keep back again also else "
+    "over under up down out off well really very one two three four five six seven eight nine "
+    "zero ten"
+)
+# Spellings the notes abbreviate.
+_SYNONYMS = {"kilometre": "km", "kilometres": "km", "kilometer": "km", "kilometers": "km",
+             "metre": "m", "metres": "m", "meter": "m", "meters": "m", "percent": "%",
+             "frequency": "mhz", "frequencies": "mhz", "litres": "l", "liters": "l"}
 _ACK_CORE = _wordset(
     "roger copy copied thanks thank cheers wilco understood noted received ok okay acknowledged "
     "affirmative"
@@ -548,6 +562,11 @@ class Mind:
                     reasons.append(value_reason)
                 if missing:
                     hedge = True
+                unknown = self._unknown_topics(query)
+                if unknown:  # nearest passages are not an answer about something never noted
+                    hedge, evidence = True, []
+                    reasons.append(f"asks about {', '.join(unknown)}, which the mission notes "
+                                   "never mention")
         expression, expression_reason = self._expression(text, intent=intent)
         if expression_reason:
             reasons.append(expression_reason)
@@ -572,6 +591,25 @@ class Mind:
         )
         fallback = self._fallback(decision, missing=missing, asr=asr)
         return _with_fallback(decision, fallback)
+
+    def _unknown_topics(self, question: str) -> list[str]:
+        """Words of ``question`` that name something the mission (its notes, roster, briefing,
+        reports so far) never mentions. Only for a knowledge that lists its ``passages``."""
+        passages = getattr(self.knowledge, "passages", None)
+        if passages is None:
+            return []
+        vocabulary = set(_words(self.mission.model_dump_json(exclude={"script"})))
+        for passage in passages:
+            vocabulary.update(_words(passage.text))
+        unknown = []
+        for word in _words(question):
+            word = re.sub(r"'(s|ve|re|ll|d|t)$", "", word)  # commander's -> commander
+            if len(word) < 3 or word in _STOPWORDS or word in _GENERIC or word.isdigit():
+                continue
+            forms = {word, word.rstrip("s"), _SYNONYMS.get(word, word)}
+            if not forms & vocabulary:
+                unknown.append(word)
+        return unknown
 
     def decide_report(self, event: MissionEvent) -> Decision | None:
         """A proactive report of a mission event, ``None`` if the operator need not hear it;

@@ -38,6 +38,8 @@ HELD = [
 UNKNOWN = [
     "What is the enemy's battalion strength north of the river?",
     "What is the exchange rate of the local currency?",
+    "What is the name of the brigade commander's dog?",
+    "How many helicopters does brigade have available tomorrow?",
 ]
 
 

@@ -42,7 +42,7 @@ class FakeKnowledge:
     """Fixed passages with fixed scores: the retrieval is not under test here."""
 
     def __init__(self) -> None:
-        self.passages = [
+        self.results = [
             (Passage("comms#1", "Radio nets > Troop net: Primary 44.175 MHz; users BULLDOG 0 "
                      "to 5."), 0.8),
             (Passage("route#2", "Checkpoints > CP3: CEDAR at km 11.6, grid 33T VM 5120 7180."),
@@ -50,7 +50,7 @@ class FakeKnowledge:
         ]
 
     def search(self, query: str, k: int = 4) -> list[tuple[Passage, float]]:
-        return self.passages[:k]
+        return self.results[:k]
 
 
 class RecordingChat(GenericFakeChatModel):

@@ -354,3 +354,24 @@ def test_message_round_trips_with_evidence(mission: Mission) -> None:
     assert all(len(ref.text) <= 300 for ref in message.evidence)
     assert message.reasons == decision.reasons
     assert decode(encode(message)) == message
+
+
+@dataclass
+class ListedKnowledge(FakeKnowledge):
+    """A knowledge that lists its passages, so the mind can tell what the notes never mention."""
+
+    @property
+    def passages(self) -> list[P]:
+        return [passage for results in self.table.values() for passage, _ in results]
+
+
+def test_a_topic_the_notes_never_mention_is_hedged_not_answered(mission: Mission) -> None:
+    table = dict(TABLE)
+    table["commander"] = [(NETS, 0.6)]  # a near passage that is not an answer
+    mind = Mind(mission, ListedKnowledge(table))
+    decision = mind.decide_reply(said("What is the name of the brigade commander's dog?"))
+    assert decision.hedge and not decision.evidence
+    assert has_reason(decision, "dog, which the mission notes never mention")
+    assert "do not have that" in decision.fallback
+    fuel = mind.decide_reply(said("What's our fuel state, and is anyone going to be tight?"))
+    assert not any("never mention" in reason for reason in fuel.reasons)

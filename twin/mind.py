@@ -359,6 +359,8 @@ class SelfModel:
     promised: list[str] = field(default_factory=list)
     last_reply: str = ""
     cut_off: str | None = None
+    # the conversation so far, newest last: (what the operator asked, what the twin said)
+    history: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=6))
 
 
 @dataclass
@@ -486,6 +488,9 @@ class Mind:
                 self.self_model.last_reply = ""
                 self.self_model.cut_off = None
             self.self_model.last_reply = f"{self.self_model.last_reply} {message.text}".strip()
+            if message.final and message.intent != "report":
+                self.self_model.history.append((self.operator.last_question,
+                                                self.self_model.last_reply))
         elif isinstance(message, SpeechCut):
             self.self_model.cut_off = message.unspoken_text.strip() or None
 
@@ -861,6 +866,10 @@ class Mind:
             question = f"Question: {decision.question}"
         cut = (f"Your last reply was cut off before: \"{_trim(self.self_model.cut_off, 80)}\"."
                if self.self_model.cut_off else "")
+        if self.self_model.history and decision.trigger == "question":
+            asked, said = self.self_model.history[-1]
+            cut = (f"Earlier: asked \"{_trim(asked, 60)}\", you said \"{_trim(said, 90)}\". "
+                   + cut).strip()
 
         def render(per_fact: int) -> list[tuple[str, str]]:
             facts = []

@@ -375,3 +375,18 @@ def test_a_topic_the_notes_never_mention_is_hedged_not_answered(mission: Mission
     assert "do not have that" in decision.fallback
     fuel = mind.decide_reply(said("What's our fuel state, and is anyone going to be tight?"))
     assert not any("never mention" in reason for reason in fuel.reasons)
+
+
+def test_the_conversation_and_a_cut_off_reply_reach_the_next_prompt(mission: Mission) -> None:
+    mind, _ = mind_for(mission)
+    mind.observe(said("What's our fuel state?", turn=1))
+    for index, text in enumerate(["BULLDOG 3 is lowest at 68 percent.", "Refuel at MERCER."]):
+        mind.observe(TwinUtterance(text=text, index=index, final=index == 1, turn=1))
+    mind.observe(SpeechCut(spoken_text="BULLDOG 3 is lowest", unspoken_text="at 68 percent.",
+                           sentence_index=0, at_seconds=1.2, turn=1))
+    assert mind.self_model.history[-1] == ("What's our fuel state?",
+                                          "BULLDOG 3 is lowest at 68 percent. Refuel at MERCER.")
+    decision = mind.decide_reply(said("And the troop net frequency?", turn=2))
+    human = mind.prompt(decision)[1][1]
+    assert 'Earlier: asked "What' in human and "fuel state" in human
+    assert "cut off before" in human and "68 percent" in human

@@ -25,7 +25,7 @@ system:
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	@scripts/system-packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,vision,dev]'
 	@touch $@
 
 models: $(STAMP)
@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: setup lint
+	@$(BIN)/twin models fetch face-landmarker  # the vision tests' model (no actor uses it yet)
 	$(BIN)/pytest -m unit
 	$(BIN)/pytest -m ray
 	$(BIN)/pytest -m models

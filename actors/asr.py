@@ -49,18 +49,14 @@ def resolve_model(model: str, *, allow_download: bool = False) -> str:
     """A local folder for ``model`` (registry name or folder), or the hub id if allowed."""
     from twin import models
 
-    if model in models.REGISTRY:
-        return str(models.model_path(model))  # ModelMissing tells the fetch command
-    if Path(model).is_dir():
-        if not (Path(model) / "model.bin").is_file():
-            raise models.ModelError(f"{model}: not a CTranslate2 Whisper folder (no model.bin)")
-        return model
-    if allow_download:
-        return model
-    known = ", ".join(name for name, spec in models.REGISTRY.items() if spec.kind == "asr")
-    raise models.ModelError(
-        f"speech model {model!r} is neither a registry model ({known}) nor a local folder; "
-        "set allow_download: true to fetch a faster-whisper model id from the hub")
+    if allow_download and model not in models.REGISTRY and not Path(model).exists():
+        return model  # a faster-whisper model id, fetched from the hub
+    folder = models.locate(model, kind="asr", accept=Path.is_dir, expected="a local "
+                           "CTranslate2 folder; set allow_download: true to fetch a "
+                           "faster-whisper model id from the hub")
+    if not (folder / "model.bin").is_file():
+        raise models.ModelError(f"{model}: not a CTranslate2 Whisper folder (no model.bin)")
+    return str(folder)
 
 
 class WhisperRecognizer:

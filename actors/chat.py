@@ -68,17 +68,14 @@ def gguf_path(model: str) -> Path:
     """A GGUF file: the registry's model, or a path."""
     from twin import models
 
-    if model in models.REGISTRY:
-        files = sorted(models.model_path(model).glob("*.gguf"))
-        if not files:
-            raise models.ModelError(f"model {model!r} has no .gguf file")
-        return files[0]
-    path = Path(model).expanduser()
-    if not path.is_file():
-        known = ", ".join(n for n, spec in models.REGISTRY.items() if spec.kind == "llm")
-        raise models.ModelError(f"no chat model {model!r}: not a registry model ({known}) "
-                                "nor a .gguf file")
-    return path
+    path = models.locate(model, kind="llm", accept=lambda file: file.suffix == ".gguf"
+                         and file.is_file(), expected="a .gguf file")
+    if path.is_file():
+        return path
+    files = sorted(path.glob("*.gguf"))  # a registry model's folder
+    if not files:
+        raise models.ModelError(f"model {model!r} has no .gguf file in {path}")
+    return files[0]
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])")

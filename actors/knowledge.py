@@ -226,16 +226,9 @@ def resolve_model(model: str) -> Path:
     """A local sentence-transformers folder for ``model``: a registry name or a folder."""
     from twin import models
 
-    if model in models.REGISTRY:
-        return models.model_path(model)  # ModelMissing names `twin models fetch <model>`
-    folder = Path(model).expanduser()
-    if folder.is_dir() and (folder / "modules.json").is_file():
-        return folder
-    known = ", ".join(name for name, spec in models.REGISTRY.items() if spec.kind == "embedding")
-    raise models.ModelError(
-        f"embedding model {model!r} is neither a registry model ({known}; fetch it with "
-        "`twin models fetch <name>`) nor a local sentence-transformers folder"
-    )
+    return models.locate(model, kind="embedding",
+                         accept=lambda folder: (folder / "modules.json").is_file(),
+                         expected="a local sentence-transformers folder")
 
 
 class Knowledge:

@@ -435,6 +435,20 @@ def model_path(name: str, *, verify: bool = False) -> Path:
     return folder
 
 
+
+def locate(model: str, *, kind: str, accept: Callable[[Path], bool], expected: str) -> Path:
+    """A model's local files: a registry name (its fetched folder; ``ModelMissing`` tells the
+    fetch command) or a path that ``accept`` takes; else ``ModelError`` naming the registry's
+    models of ``kind`` and ``expected`` (what a local path should be)."""
+    if model in REGISTRY:
+        return model_path(model)
+    path = Path(model).expanduser()
+    if accept(path):
+        return path
+    known = ", ".join(name for name, spec in REGISTRY.items() if spec.kind == kind)
+    raise ModelError(f"{kind} model {model!r} is neither a registry model ({known}; fetch it "
+                     f"with `twin models fetch <name>`) nor {expected}")
+
 def status(name: str) -> Literal["present", "missing", "corrupt"]:
     """Cheap state of a model: by file presence and size only (no hashing)."""
     spec = get_spec(name)

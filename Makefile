@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml scripts/system-packages.sh
 
 models: $(STAMP)
 	@$(BIN)/twin models fetch --config $(CONFIG)
+	@$(BIN)/twin models fetch face-landmarker fer-emotion pose-landmarker  # --video / --camera
 
 run: setup
 	$(BIN)/twin run $(MISSION) --config $(CONFIG) --speed $(SPEED)
@@ -39,7 +40,6 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: setup lint
-	@$(BIN)/twin models fetch face-landmarker  # the vision tests' model (no actor uses it yet)
 	$(BIN)/pytest -m unit
 	$(BIN)/pytest -m ray
 	$(BIN)/pytest -m models

@@ -69,6 +69,8 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds of wall time")] = None,
     audio: Annotated[Path | None, typer.Option(help="the operator's voice from this wav file (instead of the scripted operator)")] = None,
     mic: Annotated[str | None, typer.Option(help="the operator's voice from this microphone: a device index, part of its name, or 'default' (see `twin doctor`)")] = None,
+    video: Annotated[str | None, typer.Option(help="watch the operator in this video file, or an image sequence: a folder of images or a glob like 'shots/*.png'")] = None,
+    camera: Annotated[str | None, typer.Option(help="watch the operator through this camera: an index, a /dev/video* path, part of its name, or 'default' (see `twin doctor`)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not print the session's messages")] = False,
 ) -> None:
     """Run MISSION with the config's actors until the mission ends (Ctrl-C ends it early)."""
@@ -83,12 +85,18 @@ def run(
         raise _fail("--audio and --mic both name the operator's voice: choose one")
     if audio is not None and not audio.is_file():
         raise _fail(f"--audio {audio}: no such file")
+    if video is not None and camera is not None:
+        raise _fail("--video and --camera both name what watches the operator: choose one")
     try:
         cfg = load_config(config_path)
         scenario = load_mission(mission)
     except ConfigError as error:
         raise _fail(str(error)) from None
     cfg = _with_operator_audio(cfg, audio=audio, mic=mic, mode=mode)
+    try:
+        cfg = _with_operator_video(cfg, video=video, camera=camera, mode=mode)
+    except ValueError as error:
+        raise _fail(str(error)) from None
     noisy = (AudioFrame, BehaviorObservation)  # too many to print
 
     def show(message: Message) -> None:
@@ -134,6 +142,36 @@ def _with_operator_audio(cfg: TwinConfig, *, audio: Path | None, mic: str | None
     base = cfg.actors.get("operator_audio")
     policy = {"on_failure": base.on_failure, "max_restarts": base.max_restarts} if base else {}
     actors = {**cfg.actors, "operator_audio": ActorSpec.model_validate({**spec, **policy})}
+    return cfg.model_copy(update={"actors": actors})
+
+
+def _with_operator_video(cfg: TwinConfig, *, video: str | None, camera: str | None,
+                         mode: str) -> TwinConfig:
+    """The config with its ``behavior`` actor watching --video / --camera (deployment mode
+    without either watches the default camera; a session without a camera carries on)."""
+    settings: dict[str, object]
+    if video is not None:
+        path = Path(video)
+        if path.is_dir() or any(char in video for char in "*?["):
+            settings = {"images": str(path.resolve()) if path.is_dir() else video}
+        elif path.is_file():
+            settings = {"video": str(path.resolve())}
+        else:
+            raise ValueError(f"--video {video}: no such file or folder")
+    elif camera is not None or mode == "deployment":
+        settings = {"camera": 0 if camera in (None, "default") else camera}
+    else:
+        return cfg
+    base = cfg.actors.get("behavior")
+    spec: dict[str, object] = {"class": "actors.behavior.BehaviorTracker",
+                               "num_cpus": 0, "max_restarts": 1, "on_failure": "degrade"}
+    if base is not None:  # keep the config's own options and settings, change the source
+        spec = base.model_dump(by_alias=True)
+        kept = {key: value for key, value in base.settings.items()
+                if key not in ("video", "camera", "images")}
+        settings = {**kept, **settings}
+    spec = {**spec, "enabled": True, "settings": settings}
+    actors = {**cfg.actors, "behavior": ActorSpec.model_validate(spec)}
     return cfg.model_copy(update={"actors": actors})
 
 
@@ -397,6 +435,24 @@ def bench_asr(
     try:
         figures = run_asr_bench(model=model, repeats=repeats)
     except (FileNotFoundError, ModelError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(json.dumps(figures, indent=2))
+
+
+@bench_app.command("vision")
+def bench_vision(
+    repeats: Annotated[int, typer.Option(min=1, help="rounds; the medians are printed")] = 3,
+    all_cores: Annotated[bool, typer.Option("--all-cores", help="do not pin the bench to one core")] = False,
+) -> None:
+    """Sustained frames per second of BehaviorTracker on 640x480 video beside plain mediapipe, as JSON."""
+    from twin.bench_vision import run_vision_bench
+    from twin.models import ModelError
+
+    typer.echo("measuring (about a minute)...", err=True)
+    try:
+        figures = run_vision_bench(repeats=repeats, one_core=not all_cores,
+                                   progress=lambda text: typer.echo(text, err=True))
+    except (FileNotFoundError, ModelError, ImportError) as error:
         raise _fail(str(error)) from None
     typer.echo(json.dumps(figures, indent=2))
 

@@ -58,6 +58,7 @@ _REQUIRED: tuple[_Package, ...] = (
 _OPTIONAL: tuple[_Package, ...] = (
     _Package("faster_whisper", ("faster-whisper",), "pip install -e '.[audio]'"),
     _Package("mediapipe", ("mediapipe",), "pip install -e '.[vision]'"),
+    _Package("ai_edge_litert", ("ai-edge-litert",), "pip install -e '.[vision]'"),
     _Package("llama_cpp", ("llama-cpp-python",), "pip install -e '.[llm]'  (builds ~5 min)"),
     _Package("langchain", ("langchain",), "pip install -e '.[llm]'"),
     _Package("piper", ("piper-tts",), "pip install -e '.[tts]'"),
@@ -289,13 +290,23 @@ def _audio_check() -> Check:
     )
 
 
+def _camera_name(device: str) -> str:
+    """The V4L2 name of ``/dev/videoN`` (what `twin run --camera NAME` matches), or ''."""
+    try:
+        return Path(f"/sys/class/video4linux/{Path(device).name}/name").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _camera_check() -> Check:
     devices = sorted(glob.glob("/dev/video*"))
     if devices:
-        return Check("camera", "cameras", True, ", ".join(devices))
+        named = [f"{device} ({_camera_name(device)})" if _camera_name(device) else device
+                 for device in devices]
+        return Check("camera", "cameras", True, ", ".join(named))
     return Check(
         "camera", "cameras", False, "no /dev/video* device",
-        "no camera: use a video file as the camera source",
+        "no camera: watch a recording instead with `twin run MISSION --video FILE`",
     )  # fmt: skip
 
 

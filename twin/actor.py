@@ -29,7 +29,7 @@ import os
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,6 +64,9 @@ class SessionInfo:
     mission: Mission | None = None
     mode: str = "training"
     speed: float = 1.0
+    # Made fresh by the runtime for each session and never written to the log: actors derive
+    # per-session credentials from it (the avatar gateway's role tokens).
+    secret: str = field(default="", repr=False)
 
 
 class Actor:

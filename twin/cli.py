@@ -2,12 +2,16 @@
 
     twin run MISSION [--config FILE] [--local] [--mode training|deployment] [--speed X]
     twin log SESSION [--type T] [--turn N] [--json]
-    twin replay SESSION [--speed X] [--at SECONDS | --turn N]
+    twin replay SESSION [--speed X] [--at SECONDS | --turn N] [--avatar]
+    twin review SESSION [-o report.html] [--json FILE] [--csv DIR]
     twin missions validate FILE... | twin missions schema
     twin models list | fetch [NAME...] [--config FILE] | verify [NAME...]
     twin doctor
     twin bench bus
     twin bench tts
+    twin bench avatar
+    twin bench emotion
+    twin eval emotion --data FILE.csv [--json]
 
 Heavy libraries (Ray, models) are imported inside the commands that need them, so ``--help`` is
 instant and the core works without them.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,6 +42,8 @@ bench_app = typer.Typer(help="Measure speed against a baseline taken in the same
 app.add_typer(missions_app, name="missions")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+eval_app = typer.Typer(help="Score the twin's estimators on labelled data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
 
@@ -106,9 +112,14 @@ def run(
     def notice(text: str) -> None:
         typer.secho(f"twin: {text}", fg=typer.colors.YELLOW, err=True)
 
+    def links(actor: str, pages: dict[str, str]) -> None:
+        # The avatar gateway is up: one link per role (operator, trainer, viewer)
+        for role, url in pages.items():
+            typer.secho(f"twin: {actor} {role:8} {url}", fg=typer.colors.CYAN)
+
     try:
         session = Session(cfg, scenario, local=local, mode=mode, speed=speed, on_message=show,
-                          on_notice=notice, config_source=config_path)
+                          on_notice=notice, on_links=links, config_source=config_path)
     except (ConfigError, SessionError) as error:
         raise _fail(str(error)) from None
     where = "in this process (--local)" if local else (
@@ -122,8 +133,9 @@ def run(
                f"{result.log_path}")
     if result.degraded:
         typer.echo(f"twin: ran degraded, without: {', '.join(result.degraded)}")
-    typer.echo(f"twin: read it with `twin log {result.log_path}` or replay it with "
-               f"`twin replay {result.log_path}`")
+    typer.echo(f"twin: read it with `twin log {result.log_path}`, replay it with "
+               f"`twin replay {result.log_path}`, or get its after-action report with "
+               f"`twin review {result.log_path} -o report.html`")
 
 
 def _with_operator_audio(cfg: TwinConfig, *, audio: Path | None, mic: str | None,
@@ -222,21 +234,28 @@ def log_command(
 @app.command()
 def replay(
     session: Annotated[str, typer.Argument(help="a session log file, or a session id in sessions/")],
-    speed: Annotated[float, typer.Option(help="replay speed, 0.1-100 (1 = as recorded)")] = 1.0,
+    speed: Annotated[float, typer.Option(help="replay speed, 0.5-8 (1 = as recorded)")] = 1.0,
     at: Annotated[float, typer.Option(help="start this many seconds into the session")] = 0.0,
     turn: Annotated[int | None, typer.Option(help="start at this turn")] = None,
+    avatar: Annotated[bool, typer.Option("--avatar", help="also serve the replay to the avatar page (prints a viewer link)")] = False,
+    host: Annotated[str, typer.Option(help="with --avatar: address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="with --avatar: port (0 = any free port)")] = 0,
+    wait: Annotated[float, typer.Option(help="with --avatar: seconds to wait for the page before playing")] = 5.0,
 ) -> None:
-    """Re-publish a recorded session on a bus with its original timing scaled by --speed."""
+    """Re-publish a recorded session with its original timing scaled by --speed, to the console
+    and, with --avatar, to the avatar page."""
     from twin.bus import LocalBus
     from twin.display import line
     from twin.log import LogError, find_log
     from twin.messages import AudioFrame, BehaviorObservation, Message
+    from twin.review import check_speed
     from twin.review import replay as replay_log
     from twin.testing import Probe
 
     try:
+        check_speed(speed)
         path = find_log(session)
-    except LogError as error:
+    except (ValueError, LogError) as error:
         raise _fail(str(error)) from None
 
     def show(message: Message) -> None:
@@ -248,9 +267,20 @@ def replay(
         console = Probe({"keep": 0}, name="console", callback=show)
         console.attach(bus)
         await console.start()
+        gateway = _replay_gateway(path, speed, host, port) if avatar else None
         try:
+            if gateway is not None:
+                gateway.attach(bus)
+                health = await gateway.start()
+                if health.get("failed"):
+                    raise ValueError(f"the avatar page cannot be served: {health['failed']}")
+                typer.secho(f"twin: replay on the avatar page: {health['links']['viewer']}",
+                            fg=typer.colors.CYAN)
+                await asyncio.sleep(wait)
             return await replay_log(path, bus, speed=speed, start_at=at, turn=turn)
         finally:
+            if gateway is not None:
+                await gateway.stop()
             await console.stop()
 
     try:
@@ -258,6 +288,77 @@ def replay(
     except (ValueError, LogError) as error:
         raise _fail(str(error)) from None
     typer.echo(f"twin: replayed {count} messages from {path} at speed {speed:g}")
+
+
+def _replay_gateway(path: Path, speed: float, host: str, port: int) -> Any:
+    """An avatar gateway (the avatar extra) for a replay: the recorded session's mission, no
+    microphone, its trainer commands going nowhere (nothing steers a recording)."""
+    from twin.actor import SessionInfo
+    from twin.config import Mission
+    from twin.log import LogReader
+
+    try:
+        from avatar.gateway import AvatarGateway
+    except ImportError as error:
+        raise ValueError(f"--avatar needs the avatar page: pip install 'twin[avatar]' "
+                         f"({error})") from None
+    with LogReader(path) as reader:
+        meta = reader.meta()
+    try:
+        mission: Mission | None = Mission.model_validate(meta.get("mission"))
+    except ValueError:  # a mission written by another version: the page shows no plan
+        mission = None
+    info = SessionInfo(id=str(meta.get("session") or path.stem), mission=mission, mode="review",
+                       speed=speed)
+    return AvatarGateway({"host": host, "port": port, "microphone": False}, name="avatar",
+                         session=info)
+
+
+@app.command()
+def review(
+    session: Annotated[str, typer.Argument(help="a session log file, or a session id in sessions/")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="the HTML report (default: <session>.html here, unless only --json/--csv are asked for)")] = None,
+    as_json: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON to this file ('-': standard output)")] = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="also write turns.csv, affect.csv and events.csv into this folder")] = None,
+) -> None:
+    """The after-action report of a recorded session: a self-contained HTML page (timeline,
+    affect, every turn and decision, latency by stage, objectives, key moments), JSON and CSV."""
+    from twin.log import LogError, find_log
+    from twin.review import ReviewError, read_session
+    from twin.review.export import to_json, write_csv
+
+    try:
+        path = find_log(session)
+        data = read_session(path)
+    except (LogError, ReviewError) as error:
+        raise _fail(str(error)) from None
+    for note in data.notes:
+        typer.secho(f"twin: {path.name}: {note}", fg=typer.colors.YELLOW, err=True)
+    if as_json is not None:
+        text = to_json(data)
+        if str(as_json) == "-":
+            typer.echo(text)
+        else:
+            as_json.write_text(text, encoding="utf-8")
+            typer.echo(f"twin: report data in {as_json}", err=True)
+    if csv_dir is not None:
+        written = write_csv(data, csv_dir)
+        typer.echo(f"twin: {', '.join(p.name for p in written)} in {csv_dir}", err=True)
+    if output is None and (as_json is not None or csv_dir is not None):
+        return
+    from twin.review.plots import PlotError
+    from twin.review.report import render_html
+
+    target = output or Path(f"{data.session}.html")
+    try:
+        page = render_html(data)
+    except PlotError as error:
+        raise _fail(str(error)) from None
+    target.write_text(page, encoding="utf-8")
+    operator_turns = sum(t.kind == "operator" for t in data.turns)
+    typer.echo(f"twin: report of {data.session} in {target}: {len(data.events)} mission events, "
+               f"{operator_turns} operator turns, {len(data.turns) - operator_turns} reports",
+               err=True)
 
 
 # ---------------------------------------------------------------------------- missions
@@ -276,8 +377,10 @@ def missions_validate(
             failed += 1
             typer.secho(str(error), fg=typer.colors.RED, err=True)
             continue
+        conditional = sum(inject.when is not None for inject in mission.injects)
         typer.echo(f"{file}: ok — {mission.title}: {len(mission.phases)} phases, "
-                   f"{len(mission.injects)} injects, {mission.total_duration:.0f} s")
+                   f"{len(mission.injects)} injects ({conditional} on a condition), "
+                   f"{len(mission.objectives)} objectives, {mission.total_duration:.0f} s")
     if failed:
         raise typer.Exit(1)
 
@@ -453,6 +556,55 @@ def bench_vision(
         figures = run_vision_bench(repeats=repeats, one_core=not all_cores,
                                    progress=lambda text: typer.echo(text, err=True))
     except (FileNotFoundError, ModelError, ImportError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(json.dumps(figures, indent=2))
+
+
+@bench_app.command("emotion")
+def bench_emotion(
+    repeats: Annotated[int, typer.Option(min=1, help="rounds over the fixture recordings")] = 3,
+) -> None:
+    """Emotion estimate latency after the final transcript through the EmotionModeler beside the raw estimator calls, and the eval figures on the labelled mission utterances, as JSON."""
+    from twin.bench_emotion import run_emotion_bench
+
+    try:
+        figures = run_emotion_bench(repeats=repeats)
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from None
+    typer.echo(json.dumps(figures, indent=2))
+
+
+@eval_app.command("emotion")
+def eval_emotion(
+    data: Annotated[Path, typer.Option(help="labelled CSV in MELD's layout (Utterance, Emotion, Sentiment, Dialogue_ID, Utterance_ID; optional Audio, Video path columns)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Accuracy, weighted F1 and the confusion matrix of the emotion estimators on DATA."""
+    from twin.evaluation import EvalError, evaluate, format_report, load_samples, report_json
+
+    try:
+        samples = load_samples(data)
+        report = evaluate(samples, data=str(data),
+                          progress=lambda text: typer.echo(f"eval emotion: {text}", err=True))
+    except EvalError as error:
+        raise _fail(str(error)) from None
+    except ImportError as error:
+        raise _fail(f"{error} (pip install 'twin[emotion]')") from None
+    typer.echo(report_json(report) if as_json else format_report(report))
+
+
+@bench_app.command("avatar")
+def bench_avatar(
+    samples: Annotated[int, typer.Option(min=3, help="speech messages per path (bus, raw socket)")] = 30,
+) -> None:
+    """Delay from a Speech on the bus to audio start in the page (beside the same message put straight on the socket) and the page's frame rate while speaking (beside an empty page), in headless Chromium, as JSON."""
+    from avatar.bench import run_avatar_bench
+    from avatar.browser import BrowserUnavailable
+
+    typer.echo("measuring (about half a minute)...", err=True)
+    try:
+        figures = run_avatar_bench(samples=samples, progress=lambda text: typer.echo(text, err=True))
+    except (BrowserUnavailable, ImportError) as error:
         raise _fail(str(error)) from None
     typer.echo(json.dumps(figures, indent=2))
 

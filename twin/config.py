@@ -6,8 +6,10 @@ errors, instances are frozen):
 - a runtime config (``configs/*.yaml``, :class:`TwinConfig`): where Ray runs, bus sizes, where
   session logs go, and which actors to place (by dotted class path) with their failure policy;
 - a mission (``missions/*.yaml``, :class:`Mission`): the scenario a trainer launches -- roster,
-  objectives, timed phases, injects, the twin's persona, knowledge notes and scripted operator
-  lines.
+  objectives, phases, timed and conditional injects, the twin's persona, knowledge notes and
+  scripted operator lines. A :class:`Condition` (the operator said a word, an inject fired, an
+  objective is met, a phase runs, a time has passed) meets an objective, ends a phase early or
+  fires an inject.
 
 :func:`load_config` and :func:`load_mission` read a file and either return the model or raise
 :class:`ConfigError`, whose message lists every problem as ``<file>: <field.path>: <message>``
@@ -43,6 +45,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 __all__ = [
     "ActorSpec",
     "BusSettings",
+    "Condition",
     "ConfigError",
     "Inject",
     "Mission",
@@ -333,34 +336,96 @@ class Operator(StrictModel):
     preferences: list[str] = Field(default_factory=list)
 
 
+def _check_regex(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise _custom_error("regex", f'not a valid regular expression ({exc}): "{value}"') from None
+    return value
+
+
+class Condition(StrictModel):
+    """When something holds in the mission; every clause given must hold.
+
+    - ``said`` (any of these words or phrases) and ``matches`` (a regular expression) look at the
+      operator's final transcript: such a condition holds at the moment the operator says it;
+    - ``fired`` (injects), ``met`` (objectives), ``phase`` (the running phase) and ``after``
+      (a mission time) look at the state of the mission: such a condition holds from the moment
+      they all do.
+    """
+
+    said: list[NonEmpty] = Field(default_factory=list, description="any of these words or "
+                                 "phrases in the operator's final transcript (case-insensitive)")
+    matches: Annotated[str | None, AfterValidator(_check_regex)] = Field(
+        default=None, description="a regular expression searched in the operator's final "
+        "transcript (case-insensitive)")
+    fired: list[str] = Field(default_factory=list, description="all these injects have fired")
+    met: list[str] = Field(default_factory=list, description="all these objectives are met")
+    phase: str | None = Field(default=None, description="only while this phase runs")
+    after: MissionTime | None = Field(default=None, description="not before this mission time")
+
+    @property
+    def on_speech(self) -> bool:
+        """Whether it holds at a moment (an operator's words), not from a moment on."""
+        return bool(self.said) or self.matches is not None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "Condition":
+        if not (self.on_speech or self.fired or self.met or self.phase or self.after is not None):
+            raise ValueError("an empty condition: give at least one of said, matches, fired, "
+                             "met, phase, after")
+        return self
+
+
 class Objective(StrictModel):
-    """A mission objective, optionally tied to the phase in which it should be met."""
+    """A mission objective, optionally tied to the phase in which it should be met, and met
+    when its condition ``when`` holds (the trainer may also mark it met)."""
 
     id: Identifier
     text: NonEmpty
     phase: str | None = None
+    when: Condition | None = None
 
 
 class Phase(StrictModel):
-    """A timed phase; phases run back to back in file order."""
+    """A phase; phases run back to back in file order. ``duration`` is the longest it runs;
+    ``until`` ends it earlier, as soon as that condition holds (the clock then moves to the next
+    phase's start, and what was planned for the rest of this phase does not happen)."""
 
     id: Identifier
     title: NonEmpty
     duration: Duration
     briefing: str = ""
     objectives: list[str] = Field(default_factory=list)
+    until: Condition | None = None
 
 
 class Inject(StrictModel):
-    """A timed event the mission director publishes at mission time ``at``."""
+    """An event the mission director publishes (training mode only): at mission time ``at``,
+    or when its condition ``when`` holds -- once, or every time with ``repeat`` (conditions on
+    the operator's words only)."""
 
     id: Identifier
-    at: MissionTime
+    at: MissionTime | None = None
+    when: Condition | None = None
+    repeat: bool = False
     kind: Literal["report", "alert", "comms", "intel", "status"] = "report"
     source: str = ""
     text: NonEmpty
     priority: Literal["routine", "priority", "flash"] = "routine"
     facts: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _at_or_when(self) -> "Inject":
+        if (self.at is None) == (self.when is None):
+            raise ValueError('give either "at" (a mission time) or "when" (a condition), '
+                             "not both or neither")
+        if self.repeat and (self.when is None or not self.when.on_speech):
+            raise ValueError('"repeat" needs a condition on the operator\'s words '
+                             '(when.said or when.matches)')
+        return self
 
 
 class ScriptedLine(StrictModel):
@@ -496,7 +561,41 @@ class Mission(StrictModel):
                 )
 
         for index, inject in enumerate(self.injects):
-            within(("injects", index, "at"), inject.at)
+            if inject.at is not None:
+                within(("injects", index, "at"), inject.at)
+
+        inject_ids = [inject.id for inject in self.injects]
+
+        def check_condition(loc: tuple[str | int, ...], condition: Condition | None) -> None:
+            if condition is None:
+                return
+            for position, inject_id in enumerate(condition.fired):
+                if inject_id not in inject_ids:
+                    problem((*loc, "fired", position), "unknown_inject",
+                            f'unknown inject "{inject_id}" (injects: '
+                            f'{", ".join(inject_ids) or "none defined"})', inject_id)
+            for position, objective_id in enumerate(condition.met):
+                if objective_id not in objective_ids:
+                    problem((*loc, "met", position), "unknown_objective",
+                            f'unknown objective "{objective_id}" (objectives: '
+                            f'{", ".join(sorted(objective_ids)) or "none defined"})',
+                            objective_id)
+            if condition.phase is not None and condition.phase not in phase_ids:
+                problem((*loc, "phase"), "unknown_phase",
+                        f'unknown phase "{condition.phase}" (phases: {", ".join(phase_ids)})',
+                        condition.phase)
+            if condition.after is not None:
+                within((*loc, "after"), condition.after)
+
+        for index, objective in enumerate(self.objectives):
+            check_condition(("objectives", index, "when"), objective.when)
+        for index, phase in enumerate(self.phases):
+            check_condition(("phases", index, "until"), phase.until)
+        for index, inject in enumerate(self.injects):
+            check_condition(("injects", index, "when"), inject.when)
+            if inject.when is not None and inject.id in inject.when.fired:
+                problem(("injects", index, "when", "fired"), "self_reference",
+                        f'inject "{inject.id}" cannot wait for itself', inject.id)
         for index, line in enumerate(self.script):
             within(("script", index, "at"), line.at)
             if line.operator not in operator_ids:
@@ -634,6 +733,9 @@ _OWN_MESSAGE_TYPES = {
     "unknown_objective",
     "unknown_operator",
     "beyond_mission_end",
+    "regex",
+    "unknown_inject",
+    "self_reference",
 }
 
 

@@ -65,9 +65,18 @@ def describe(message: Message) -> str:
         case BehaviorObservation():
             face = "face" if message.face_present else "no face"
             return f"behaviour {face}, yaw {message.head_yaw:+.0f}°"
-        case EmotionEstimate() | OperatorState():
-            return (f"{tag_of(type(message)).replace('_', ' ')} {message.label} "
-                    f"(valence {message.valence:+.2f}, arousal {message.arousal:+.2f})")
+        case EmotionEstimate():
+            weights = ", ".join(f"{m.modality} {m.weight:.2f}" for m in message.modalities
+                                if m.available)
+            return (f"emotion estimate {message.label} {message.confidence:.2f} "
+                    f"(valence {message.valence:+.2f}, arousal {message.arousal:+.2f}; "
+                    f"{weights or 'no modality'})")
+        case OperatorState():
+            shift = (f"; shift {message.shift} at {message.shift_utterance!r}"
+                     if message.shift else "")
+            return (f"operator state {message.label} {message.trend} "
+                    f"(valence {message.valence:+.2f}, arousal {message.arousal:+.2f}, "
+                    f"stress {message.stress:.2f}{shift})")
         case TrainerControl():
             return f"trainer {message.command} {message.argument}".rstrip()
         case ActorError():

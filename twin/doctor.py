@@ -62,6 +62,9 @@ _OPTIONAL: tuple[_Package, ...] = (
     _Package("llama_cpp", ("llama-cpp-python",), "pip install -e '.[llm]'  (builds ~5 min)"),
     _Package("langchain", ("langchain",), "pip install -e '.[llm]'"),
     _Package("piper", ("piper-tts",), "pip install -e '.[tts]'"),
+    _Package("nade", ("nade",), "pip install -e '.[emotion]'"),
+    _Package("vaderSentiment", ("vaderSentiment",), "pip install -e '.[emotion]'"),
+    _Package("librosa", ("librosa",), "pip install -e '.[emotion]'"),
     _Package(
         "pyaudio",
         ("PyAudio", "pyaudio"),
@@ -78,6 +81,8 @@ _OPTIONAL: tuple[_Package, ...] = (
         "pip install -e '.[vision]'",
     ),
     _Package("fastapi", ("fastapi",), "pip install -e '.[avatar]'"),
+    _Package("uvicorn", ("uvicorn",), "pip install -e '.[avatar]'"),
+    _Package("playwright", ("playwright",), "pip install -e '.[dev]'  (browser tests)"),
 )
 
 
@@ -310,6 +315,19 @@ def _camera_check() -> Check:
     )  # fmt: skip
 
 
+def _browser_check() -> Check:
+    """Debian's chromium: the avatar page in the browser tests and `twin bench avatar` (found
+    the way ``avatar.browser`` finds it)."""
+    import os
+    import shutil
+
+    chromium = os.environ.get("TWIN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if Path(chromium).exists():
+        return Check("browser", "chromium", True, chromium)
+    return Check("browser", "chromium", False, f"no {chromium} (browser tests, twin bench avatar)",
+                 "apt-get install chromium (or set TWIN_CHROMIUM)")
+
+
 def checks(*, start_ray: bool = True) -> list[Check]:
     """Every check, in report order. ``start_ray=False`` skips starting a local Ray."""
     result: list[Check] = [_python_check()]
@@ -320,4 +338,5 @@ def checks(*, start_ray: bool = True) -> list[Check]:
         result.append(_ray_check())
     result.append(_audio_check())
     result.append(_camera_check())
+    result.append(_browser_check())
     return result

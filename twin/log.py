@@ -5,7 +5,8 @@ messages); the recorder appends to it in small transactions (WAL, ``synchronous=
 session killed at any moment leaves a readable log holding every batch that was committed. Replay,
 ``twin log`` and review read it with ``LogReader``, which filters by time, type, turn and source,
 and skips (and counts) records it cannot decode instead of failing, so a log written by an older
-or newer twin stays readable.
+or newer twin stays readable; a file cut short still opens (``LogReader.damaged`` says why), and
+its readable rows can be read (queries that reach a missing page raise ``sqlite3.DatabaseError``).
 
 Layout (schema version 1)::
 
@@ -139,17 +140,29 @@ class LogReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise LogError(f"{self.path}: no such session log")
+        self.damaged: str | None = None  # why the file reads as damaged (cut short), if it does
         try:
             # Not mode=ro: a log left by a killed session needs its WAL recovered on open.
             self._db = sqlite3.connect(self.path, timeout=30.0)
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+            tables = self._tables()
         except sqlite3.DatabaseError as error:
-            self._db.close()
-            raise LogError(f"{self.path}: not a twin session log ({error})") from None
+            # A file cut short (a crash, a full disk) has fewer pages than its header says and
+            # SQLite refuses it; with writable_schema it reads the pages that are there. Nothing
+            # is written: the reader never modifies the log.
+            self.damaged = str(error)
+            try:
+                self._db.execute("PRAGMA writable_schema=ON")
+                tables = self._tables()
+            except sqlite3.DatabaseError:
+                self._db.close()
+                raise LogError(f"{self.path}: not a twin session log ({error})") from None
         if not {"meta", "messages"} <= tables:
             self._db.close()
             raise LogError(f"{self.path}: not a twin session log (no meta/messages tables)")
         self.skipped = 0
+
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
 
     def __enter__(self) -> LogReader:
         return self
@@ -200,6 +213,8 @@ class LogReader:
             sql += f" LIMIT {int(limit)}"
         for row_id, t, kind, row_turn, row_source, seq, data in self._db.execute(sql, args):
             try:
+                if not isinstance(data, bytes):  # a damaged row (its page lost in a crash)
+                    raise MessageError(f"no message data ({type(data).__name__})")
                 message: Message | None = decode(data)
                 error = None
             except MessageError as problem:

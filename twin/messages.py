@@ -149,6 +149,9 @@ class ModalityEstimate(msgspec.Struct, frozen=True, kw_only=True):
     confidence: float
     weight: float = 0.0
     available: bool = True
+    # What the estimate rests on (e.g. z-scores against the operator's baseline, face coverage)
+    features: dict[str, float] = {}
+    note: str = ""  # why it is unavailable or weak (no face, silence, an error)
 
 
 class EmotionEstimate(Message, frozen=True, kw_only=True, tag="emotion_estimate"):
@@ -162,6 +165,8 @@ class EmotionEstimate(Message, frozen=True, kw_only=True, tag="emotion_estimate"
     modalities: list[ModalityEstimate] = []
     start: float = 0.0
     end: float = 0.0
+    text: str = ""  # the utterance (final transcript) this estimate is for
+    agreement: float | None = None  # 0..1 between the weighted modalities; None with fewer than 2
 
 
 class OperatorState(Message, frozen=True, kw_only=True, tag="operator_state"):
@@ -174,6 +179,13 @@ class OperatorState(Message, frozen=True, kw_only=True, tag="operator_state"):
     trend: Literal["improving", "steady", "worsening"] = "steady"
     shift: str | None = None  # e.g. "neutral->fearful" when an emotion shift was detected
     workload: float = 0.0
+    stress: float = 0.0  # 0..1 from arousal, negative valence and fear/anger (see actors.emotion)
+    engagement: float = 0.0  # 0..1 from face presence, words per turn and arousal
+    # The shift's details: the operator utterance most associated with it, and what the twin
+    # said just before that utterance
+    shift_turn: int | None = None
+    shift_utterance: str = ""
+    shift_twin_utterance: str = ""
 
 
 # ---------------------------------------------------------------------------- mission
@@ -201,6 +213,9 @@ class MissionEvent(Message, frozen=True, kw_only=True, tag="mission_event"):
     text: str = ""
     priority: str = "routine"
     facts: list[str] = []
+    # why it happened now when not by the clock: "the operator said 'fuel' (turn 3)", "the
+    # phase's exit condition held", "trainer" (empty: on time)
+    reason: str = ""
 
 
 TrainerCommand = Literal["pause", "resume", "skip_phase", "inject", "end"]

@@ -235,6 +235,7 @@ class Session:
         session_id: str | None = None,
         on_message: Callable[[Message], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
+        on_links: Callable[[str, dict[str, str]], None] | None = None,
         config_source: str | Path = "<config>",
     ) -> None:
         if speed <= 0:
@@ -246,10 +247,14 @@ class Session:
         self.id = session_id or new_session_id(mission.name)
         self.log_path = (Path(config.session.log_dir) / f"{self.id}.db").resolve()
         self.info = SessionInfo(
-            id=self.id, log_path=self.log_path, mission=mission, mode=mode, speed=speed
+            id=self.id, log_path=self.log_path, mission=mission, mode=mode, speed=speed,
+            secret=secrets.token_urlsafe(24),  # not in the log: actors derive credentials
         )
         self.on_message = on_message or (lambda message: None)
         self.on_notice = on_notice or (lambda text: log.warning("%s", text))
+        # An actor whose health has "links" (the avatar gateway: one page link per role)
+        self.on_links = on_links or (lambda name, links: None)
+        self.links: dict[str, dict[str, str]] = {}
         self.watches: dict[str, ActorWatch] = {}
         self.bus: Bus | None = None
         self._seq = 0
@@ -365,6 +370,9 @@ class Session:
         watch.incarnation = health["incarnation"]
         if health.get("failed"):
             await self._apply_policy(watch, f"failed to start: {health['failed']}")
+        elif health.get("links"):
+            self.links[watch.placed.name] = dict(health["links"])
+            self.on_links(watch.placed.name, self.links[watch.placed.name])
 
     # ------------------------------------------------------------------ supervising
 

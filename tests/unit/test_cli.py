@@ -233,7 +233,7 @@ def test_log_of_a_file_that_is_not_a_log_exits_2(tmp_path: Path) -> None:
 def test_replay_prints_the_messages(session_log: tuple[Path, list[Message]]) -> None:
     path, messages = session_log
     started = time.monotonic()
-    result = invoke("replay", path, "--speed", "100")
+    result = invoke("replay", path, "--speed", "8")
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 5
     lines = result.stdout.splitlines()
@@ -248,7 +248,7 @@ def test_replay_prints_the_messages(session_log: tuple[Path, list[Message]]) -> 
 
 def test_replay_from_a_turn(session_log: tuple[Path, list[Message]]) -> None:
     path, _ = session_log
-    result = invoke("replay", path, "--speed", "100", "--turn", "1")
+    result = invoke("replay", path, "--speed", "8", "--turn", "1")
     assert result.exit_code == 0, result.output
     assert "replayed 3 messages" in result.stdout
 

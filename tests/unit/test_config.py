@@ -103,7 +103,7 @@ def test_shipped_missions_validate(path: Path) -> None:
     for knowledge in mission.knowledge:
         assert knowledge.is_absolute() and knowledge.is_file()
     for inject in mission.injects:
-        assert 0 <= inject.at < mission.total_duration
+        assert inject.when is not None or 0 <= (inject.at or 0) < mission.total_duration
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -231,7 +231,8 @@ def test_unknown_field_names_it_and_the_allowed_fields(tmp_path: Path) -> None:
     text = MINIMAL_MISSION.replace("    title: Two\n", "    title: Two\n    lenght: 3\n")
     field_path, message = only_problem(mission_error(tmp_path, text))
     assert field_path == "phases[1].lenght"
-    assert message == "unknown field (allowed: id, title, duration, briefing, objectives)"
+    assert message == ("unknown field (allowed: id, title, duration, briefing, objectives, "
+                       "until)")
 
 
 def test_wrong_type(tmp_path: Path) -> None:

@@ -76,6 +76,8 @@ modalities = st.builds(
     confidence=floats,
     weight=floats,
     available=st.booleans(),
+    features=float_dicts,
+    note=texts,
 )
 visemes = st.builds(Viseme, viseme=texts, start=floats, duration=floats, weight=floats)
 word_timings = st.builds(WordTiming, word=texts, start=floats, end=floats)
@@ -127,6 +129,8 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         modalities=st.lists(modalities, max_size=3),
         start=floats,
         end=floats,
+        text=texts,
+        agreement=st.none() | floats,
     ),
     OperatorState: dict(
         label=texts,
@@ -136,6 +140,11 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         trend=st.sampled_from(["improving", "steady", "worsening"]),
         shift=st.none() | texts,
         workload=floats,
+        stress=floats,
+        engagement=floats,
+        shift_turn=turns,
+        shift_utterance=texts,
+        shift_twin_utterance=texts,
     ),
     MissionEvent: dict(
         kind=literal(MissionEventKind),
@@ -145,6 +154,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         text=texts,
         priority=texts,
         facts=st.lists(texts, max_size=4),
+        reason=texts,
     ),
     TrainerControl: dict(command=literal(TrainerCommand), argument=texts),
     TwinUtterance: dict(

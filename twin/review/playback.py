@@ -1,8 +1,10 @@
-"""Review of a recorded session: replay it onto a bus with its original timing.
+"""Replay of a recorded session: re-publish its log onto a bus with the original timing.
 
 ``replay`` reads the session log and re-publishes every message (envelope unchanged) on a bus at
-the original pace scaled by ``speed``, optionally starting at a time offset or a turn. Subscribers
-(the console, the avatar gateway) see the session again as it happened.
+the original pace scaled by ``speed`` (0.5x to 8x: slow enough to follow, fast enough to skim,
+and what the avatar page can play with audio and lips in step), optionally starting at a time
+offset or a turn. Subscribers (the console, the avatar gateway) see the session again as it
+happened.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from pathlib import Path
 from twin.bus import Bus
 from twin.log import LogReader
 
-MIN_SPEED, MAX_SPEED = 0.1, 100.0
+MIN_SPEED, MAX_SPEED = 0.5, 8.0
+
+
+def check_speed(speed: float) -> float:
+    """``speed`` if it is a replay speed twin supports; ``ValueError`` saying the range if not."""
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ValueError(f"replay speed must be between {MIN_SPEED:g}x and {MAX_SPEED:g}x, "
+                         f"got {speed:g}")
+    return speed
 
 
 async def replay(
@@ -31,8 +41,9 @@ async def replay(
     ``start_at`` skips the first seconds of the session; ``turn`` starts at that turn's first
     message. Timing is taken from each message's envelope time ``t``.
     """
-    if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise ValueError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+    check_speed(speed)
+    if start_at < 0:
+        raise ValueError(f"the start time must be 0 s or later, got {start_at:g}")
     loop = asyncio.get_running_loop()
     count = 0
     with LogReader(path) as reader:

@@ -63,6 +63,10 @@ class DialogueSettings(BaseModel):
     model_reports: bool = Field(False, description="let the model add to reports (they are "
                                 "spoken from the event itself; a small model only delays the "
                                 "next answer)")
+    report_wait_s: float = Field(1.5, ge=0, le=10, description="reports held back while the "
+                                 "operator spoke wait after their turn for the answer to go "
+                                 "first, at most this long if no transcript comes (flash "
+                                 "reports do not wait)")
 
 
 # Values a sentence may state only if the evidence holds them: numbers, times, grids.
@@ -120,6 +124,7 @@ class Dialogue(Actor):
         self.chain: Any = None
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
         self._deferred: list[Decision] = []
+        self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
         self._replying: asyncio.Task[None] | None = None
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
@@ -167,7 +172,7 @@ class Dialogue(Actor):
             await asyncio.wait_for(self._generate([("user", "Say ready.")]).__anext__(), 30)
 
     async def on_stop(self) -> None:
-        for task in (self._worker, self._replying):
+        for task in (self._worker, self._replying, self._release):
             if task is not None:
                 task.cancel()
 
@@ -187,6 +192,7 @@ class Dialogue(Actor):
             await self.publish(Metric(name="dialogue_decision_ms", unit="ms", turn=turn,
                                       value=round((time.monotonic() - arrived) * 1000, 1)))
             await self._queue.put((answer, turn, arrived))
+            await self._release_deferred(arrived)  # the answer first, then what was held
         elif isinstance(message, MissionEvent) and self.config.reports:
             decision = mind.decide_report(message)
             if decision is None:
@@ -196,10 +202,29 @@ class Dialogue(Actor):
             else:
                 await self._queue.put((decision, self._next_turn(), arrived))
         elif isinstance(message, SpeechEnded) and self._deferred:
-            # after the operator's own turn has been answered: the queue keeps the order
-            for decision in self._deferred:
+            # A flash report goes out at once; the rest waits for the answer to the operator's
+            # turn (its final transcript follows SpeechEnded by a few hundred ms), or for
+            # report_wait_s if none comes (the turn was noise).
+            flash = [d for d in self._deferred if d.expression == "urgent"]
+            self._deferred = [d for d in self._deferred if d.expression != "urgent"]
+            for decision in flash:
                 await self._queue.put((decision, self._next_turn(), arrived))
-            self._deferred = []
+            if self._deferred and self._release is None:
+                self._release = asyncio.create_task(self._release_after(arrived))
+
+    async def _release_after(self, arrived: float) -> None:
+        await asyncio.sleep(self.config.report_wait_s)
+        self._release = None
+        await self._release_deferred(arrived)
+
+    async def _release_deferred(self, arrived: float) -> None:
+        """Queue the reports held back while the operator spoke (the queue keeps the order)."""
+        if self._release is not None and self._release is not asyncio.current_task():
+            self._release.cancel()
+            self._release = None
+        held, self._deferred = self._deferred, []
+        for decision in held:
+            await self._queue.put((decision, self._next_turn(), arrived))
 
     def _next_turn(self) -> int:
         self.reports += 1

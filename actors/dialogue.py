@@ -3,7 +3,8 @@
 In: the operator's final ``Transcript`` (answer / recommend / clarify ...), ``MissionEvent``s the
 operator should know (a proactive report), and what the mind follows: ``OperatorState``,
 ``SpeechStarted``/``SpeechEnded`` (is the operator talking?), ``TwinUtterance`` and ``SpeechCut``
-(what the operator actually heard of the twin). Out: a ``TwinDecision`` (intent, style, hedge,
+(what the operator actually heard of the twin), ``Speech`` (the twin's voice is out: only its
+turn is read). Out: a ``TwinDecision`` (intent, style, hedge,
 confidence, reasons, evidence ids) and then the reply, sentence by sentence, as
 ``TwinUtterance``s with the same ``turn``.
 
@@ -16,7 +17,13 @@ model's reply there, and the grounded fallback built from the decision is spoken
 that fails or exceeds its time limit also gives way to the fallback: the twin is never silent and
 never invents a value.
 
-Proactive reports wait while the operator is speaking and go out when their turn ends.
+With ``llm_role: extend`` the model starts once the grounded sentence's ``Speech`` is out (at
+most ``speech_wait_s`` later): on a small machine its prompt would otherwise slow the voice the
+operator is waiting for.
+
+Proactive reports wait while the operator is speaking: a flash report goes out when their turn
+ends, the others after the answer to that turn (or ``report_wait_s`` later if no transcript
+comes).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from twin.messages import (
     Metric,
     MissionEvent,
     OperatorState,
+    Speech,
     SpeechCut,
     SpeechEnded,
     SpeechStarted,
@@ -63,6 +71,9 @@ class DialogueSettings(BaseModel):
     model_reports: bool = Field(False, description="let the model add to reports (they are "
                                 "spoken from the event itself; a small model only delays the "
                                 "next answer)")
+    speech_wait_s: float = Field(1.0, ge=0, le=10, description="extend: the model starts once "
+                                 "the grounded sentence's speech is out (at most this long "
+                                 "after it), so it does not slow the voice on a small machine")
     report_wait_s: float = Field(1.5, ge=0, le=10, description="reports held back while the "
                                  "operator spoke wait after their turn for the answer to go "
                                  "first, at most this long if no transcript comes (flash "
@@ -102,7 +113,7 @@ class Dialogue(Actor):
 
     subscribes: ClassVar[tuple[type[Message], ...]] = (
         Transcript, MissionEvent, OperatorState, SpeechStarted, SpeechEnded, SpeechCut,
-        TwinUtterance)
+        TwinUtterance, Speech)
     Settings: ClassVar[type[BaseModel]] = DialogueSettings
 
     @classmethod
@@ -125,6 +136,7 @@ class Dialogue(Actor):
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
         self._deferred: list[Decision] = []
         self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
+        self._voiced: dict[int, asyncio.Event] = {}  # turn -> its first Speech is out
         self._replying: asyncio.Task[None] | None = None
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
@@ -182,6 +194,10 @@ class Dialogue(Actor):
     # ------------------------------------------------------------------ messages
 
     async def on_message(self, message: Message) -> None:
+        if isinstance(message, Speech):
+            if message.turn is not None:
+                self._speech_out(message.turn).set()
+            return
         mind = self.mind
         assert mind is not None
         mind.observe(message)
@@ -226,6 +242,14 @@ class Dialogue(Actor):
         for decision in held:
             await self._queue.put((decision, self._next_turn(), arrived))
 
+    def _speech_out(self, turn: int) -> asyncio.Event:
+        """Set when the first ``Speech`` of ``turn`` has been published."""
+        if turn not in self._voiced:
+            self._voiced[turn] = asyncio.Event()
+            while len(self._voiced) > 64:
+                del self._voiced[next(iter(self._voiced))]
+        return self._voiced[turn]
+
     def _next_turn(self) -> int:
         self.reports += 1
         return REPORT_TURNS + self.reports
@@ -253,6 +277,11 @@ class Dialogue(Actor):
             return
         if self.config.llm_role == "extend":
             await reply.say(decision.fallback, final=False, source="policy")
+            # The voice first: on two cores the model's prompt would slow the synthesis of the
+            # grounded sentence, which the operator is waiting for; what it adds comes after.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.speech_wait_s):
+                    await self._speech_out(turn).wait()
         assert self.mind is not None
         # The model may use the evidence's words, but state only the values the policy chose
         # to say (a small model readily pairs the right number with the wrong thing).

@@ -9,7 +9,9 @@ Sentences are queued as they arrive and synthesised one at a time, in arrival or
 task (the voice runs in a thread: ``asyncio.to_thread``), so the first sentence goes out while the
 dialogue is still writing the rest, and an interrupt is handled at once even while a sentence is
 being synthesised. An utterance longer than ``max_chars`` is split at sentence, then clause, then
-word boundaries, each piece its own ``Speech``; ``Speech.index`` counts the turn's speech messages
+word boundaries, each piece its own ``Speech``, and a reply's first sentence longer than
+``first_chars`` is split at its first clause end (so the first audio, which waits for its whole
+piece to be synthesised, starts sooner); ``Speech.index`` counts the turn's speech messages
 (equal to the utterance index unless one was split). Empty text gives no ``Speech``.
 
 Playback happens in the browser, so this actor keeps a model of it: a ``Speech`` starts playing
@@ -48,6 +50,9 @@ class LipSyncSettings(BaseModel):
                        description="model registry name, path to a piper .onnx, or espeak-ng")
     fallback: bool = Field(True, description="speak with espeak-ng when the voice is absent")
     max_chars: int = Field(240, ge=20, description="longest text synthesised as one Speech")
+    first_chars: int = Field(90, ge=20, description="a reply's first sentence longer than this "
+                             "is split at its first clause end that leaves a piece this short, "
+                             "so its audio starts sooner")
     min_viseme_s: float = Field(0.04, ge=0, description="shortest viseme (except lips closed)")
     warm_up: bool = Field(True, description="synthesise a word at start (first reply is fast)")
 
@@ -104,6 +109,19 @@ def split_text(text: str, max_chars: int) -> list[str]:
             else:
                 pieces.extend(_pack(_hard_split(clause, max_chars), max_chars))
     return [piece for piece in pieces if piece.strip()]
+
+
+def split_first(text: str, first_chars: int) -> list[str]:
+    """``text`` as one piece, or as a first clause of at most ``first_chars`` and the rest (when
+    the text is longer than that and has such a clause end: a comma, semicolon or colon)."""
+    text = " ".join(text.split())
+    if len(text) <= first_chars:
+        return [text] if text else []
+    clauses = _CLAUSE_END.split(text)
+    first = clauses[0]
+    if len(clauses) < 2 or len(first) > first_chars:
+        return [text]
+    return [first, text[len(first):].strip()]
 
 
 def _pack(parts: list[str], max_chars: int) -> list[str]:
@@ -205,6 +223,8 @@ class LipSync(Actor):
             state.cut = False  # turn-less speech: a new reply begins
         self._current = utterance.turn
         pieces = split_text(utterance.text, self.options.max_chars)
+        if utterance.index == 0 and pieces:  # the reply's first audio: as soon as it can be
+            pieces = [*split_first(pieces[0], self.options.first_chars), *pieces[1:]]
         for k, piece in enumerate(pieces):
             final = utterance.final and k == len(pieces) - 1
             self._jobs.put_nowait(_Job(utterance.turn, piece, final, utterance.expression))

@@ -20,6 +20,7 @@ from twin.messages import (
     ActorError,
     Metric,
     MissionEvent,
+    Speech,
     SpeechEnded,
     SpeechStarted,
     Transcript,
@@ -134,6 +135,27 @@ def test_a_failing_model_gives_the_grounded_reply_never_silence(
             assert "44.175" in spoken and final.intent == "answer"
             error = await harness.wait_for(ActorError)
             assert "model crashed" in error.error and error.recoverable
+
+    run(scenario())
+
+
+def test_the_model_waits_for_the_grounded_sentence_to_be_voiced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz."])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await asyncio.sleep(0.2)  # the warm-up has used the model once
+            warm = len(RecordingChat.seen)
+            await harness.send(question("What frequency is the troop net on?", 1))
+            first = await harness.wait_for(TwinUtterance, lambda m: m.turn == 1)
+            await asyncio.sleep(0.3)
+            assert len(RecordingChat.seen) == warm  # the voice first: no prompt yet
+            await harness.send(Speech(text=first.text, index=0, final=False, pcm=b"\0\0",
+                                      turn=1), source="lipsync")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final,
+                                   timeout=0.5)  # well inside speech_wait_s (1 s)
+            assert len(RecordingChat.seen) == warm + 1
 
     run(scenario())
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.lipsync import LipSync, split_text
+from actors.lipsync import LipSync, split_first, split_text
 from actors.visemes import (
     ARKIT_BLENDSHAPES,
     PHONEME_VISEMES,
@@ -224,6 +224,20 @@ def test_words_align_to_groups_when_espeak_joins_or_splits_words() -> None:
     split = align_words(["IEDs", "no"], [(0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.4, 0.5)])
     assert split[0] == ("IEDs", 0.0, 0.3) and split[1] == ("no", 0.4, 0.5)
     assert align_words([], [(0.0, 1.0)]) == []
+
+
+def test_a_long_first_sentence_is_split_at_its_first_clause() -> None:
+    long = ("Refuel at the MERCER fuel point after the hand-over: 2 pumps, about 10 minutes per "
+            "vehicle, so about 30 minutes for the package.")
+    assert split_first(long, 90) == [
+        "Refuel at the MERCER fuel point after the hand-over:",
+        "2 pumps, about 10 minutes per vehicle, so about 30 minutes for the package."]
+    assert split_first("Short, and sweet.", 90) == ["Short, and sweet."]
+    no_clause = "word " * 30
+    assert split_first(no_clause, 90) == [no_clause.strip()]
+    assert split_first(f"{'x' * 100}, then the rest of it", 90) == [f"{'x' * 100}, then the "
+                                                                       "rest of it"]
+    assert split_first("", 90) == []
 
 
 def test_split_text_at_sentences_then_clauses_then_words() -> None:

@@ -26,6 +26,7 @@ import numpy.typing as npt
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # mel frames
 PADDING_S = 5.0  # silence after the speech in the encoder window (see ``recognize``)
+MAX_VOCABULARY_TOKENS = 100  # of the decoder's 448
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class WhisperRecognizer:
 
     def __init__(self, model: str = "whisper-tiny.en", *, compute_type: str = "int8",
                  cpu_threads: int = 2, beam_size: int = 1, language: str = "en",
-                 allow_download: bool = False, max_window_s: int = 30) -> None:
+                 allow_download: bool = False, max_window_s: int = 30,
+                 vocabulary: str = "") -> None:
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.tokenizer import Tokenizer
@@ -81,6 +83,12 @@ class WhisperRecognizer:
         self.beam_size = beam_size
         self.max_window_s = max_window_s
         self.name = model
+        # Words the operator will use (callsigns, place names) given to the decoder as earlier
+        # text, Whisper's way of biasing towards a vocabulary (faster-whisper's "hotwords").
+        self._context: list[int] = []
+        if vocabulary.strip():
+            words = self.tokenizer.encode(" " + vocabulary.strip())[:MAX_VOCABULARY_TOKENS]
+            self._context = [self.tokenizer.sot_prev, *words]
 
     def recognize(self, audio: npt.NDArray[np.float32]) -> Recognition:
         """Recognise one utterance (at most ``max_window_s`` seconds are used)."""
@@ -113,8 +121,8 @@ class WhisperRecognizer:
         encoded = self.model.model.encode(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], np.float32)),
             to_cpu=False)
-        prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
-        max_length = min(448, 20 + 12 * window)
+        prompt = [*self._context, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        max_length = min(448, 20 + 12 * window + len(self._context))  # prompt included
         result: Any = self.model.model.generate(
             encoded, [prompt], beam_size=self.beam_size, return_scores=True,
             return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],

@@ -24,10 +24,12 @@ Each operator turn gets the next ``turn`` number; everything about it carries th
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +38,9 @@ from actors.asr import Recognition, WhisperRecognizer
 from actors.audio import SAMPLE_RATE, pcm_to_float
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
 from twin.actor import Actor, ActorFailed
+
+if TYPE_CHECKING:
+    from twin.config import Mission
 from twin.messages import (
     AudioFrame,
     Interrupt,
@@ -75,6 +80,42 @@ class SpeechSettings(BaseModel):
                               description="pause after which the final is decoded (at least the "
                               "400 ms of room noise kept after the voice)")
     barge_in_min_ms: int = Field(400, ge=0)
+    vocabulary: list[str] = Field(default_factory=list, description="words the operator will "
+                                  "use (callsigns, places): the recogniser leans towards them")
+    mission_vocabulary: bool = Field(False, description="add the mission's own names: the "
+                                     "capitalised words of its roster, briefing, phases and "
+                                     "injects (BULLDOG, MERCER ...); off by default: with "
+                                     "tiny.en it hears the names better but the first words of "
+                                     "an utterance worse (see mission_vocabulary)")
+
+
+MAX_VOCABULARY_WORDS = 40
+_NAME = re.compile(r"\b[A-Z][A-Z]{2,}\b(?: [0-9][0-9A-Z]?\b)?")  # BULLDOG, BULLDOG 0A, MULE 6
+
+
+def mission_vocabulary(mission: Mission) -> list[str]:
+    """The mission's own names, commonest first: the words written in capitals in its roster,
+    setting, briefing, phases and injects (not the scripted lines), in title case ("Bulldog 0A";
+    acronyms of up to three letters as written),
+    which biases Whisper towards them better than capitals do.
+
+    Measured with whisper-tiny.en on piper-spoken lines: the route-clearance callsigns of five
+    lines heard 24 of 24 times with the mission's names vs 21 of 24 without; but on the three
+    missions' scripted operator lines the word error rate was 8.7 % with vs 7.9 % without (the
+    names pull the first words of an utterance: "Casualty in" -> "Cashily in"). Hence the
+    setting is off by default."""
+    texts = [mission.title, mission.setting, mission.briefing, mission.persona.callsign,
+             *(f"{member.callsign} {member.name}" for member in mission.roster),
+             *(f"{phase.title} {phase.briefing}" for phase in mission.phases),
+             *(inject.text for inject in mission.injects)]
+    found = Counter(match.group(0) for text in texts for match in _NAME.finditer(text))
+    return [" ".join([_title(word), *rest]) for word, *rest in
+            (name.split(" ") for name, _ in found.most_common())]
+
+
+def _title(word: str) -> str:
+    """BULLDOG -> Bulldog; an acronym (three letters or fewer: MSR, FOB) stays as it is."""
+    return word if len(word) <= 3 else word.title()
 
 
 @dataclass
@@ -137,11 +178,19 @@ class SpeechRecognizer(Actor):
             self.recognizer = await asyncio.to_thread(
                 WhisperRecognizer, config.model, compute_type=config.compute_type,
                 cpu_threads=config.cpu_threads, beam_size=config.beam_size,
-                language=config.language, allow_download=config.allow_download)
+                language=config.language, allow_download=config.allow_download,
+                vocabulary=", ".join(self.vocabulary()))
         except Exception as error:  # a missing model or library: say which and how to fix
             raise ActorFailed(str(error)) from None
         # warm up: the first real decode should not pay for lazy initialisation
         await asyncio.to_thread(self.recognizer.recognize, np.zeros(SAMPLE_RATE, np.float32))
+
+    def vocabulary(self) -> list[str]:
+        """The words given to the recogniser: the configured ones, then the mission's."""
+        words = list(self.config.vocabulary)
+        if self.config.mission_vocabulary and self.session.mission is not None:
+            words += mission_vocabulary(self.session.mission)
+        return list(dict.fromkeys(words))[:MAX_VOCABULARY_WORDS]
 
     def on_health(self) -> dict[str, Any]:
         return {"turn": self.turn, "in_turn": self._utterance is not None}

@@ -140,3 +140,44 @@ def test_bad_audio_files_fail_clearly_or_play_what_they_hold(tmp_path: Path) -> 
         await probe.stop()
 
     run(scenario())
+
+
+def test_the_missions_names_are_heard_with_its_vocabulary() -> None:
+    # Mission lines spoken by the piper voice (synthetic speech: this checks the bias towards the
+    # mission's names, not accuracy on real voices, which the LibriVox tests above bound).
+    import re
+
+    import soxr
+
+    from actors.asr import WhisperRecognizer
+    from actors.speech import mission_vocabulary
+    from actors.voices import load_voice
+    from twin.config import load_mission
+
+    mission = load_mission(Path(__file__).resolve().parents[2] / "missions"
+                           / "route_clearance.yaml")
+    lines = ["We've lost BULLDOG 2 on the net. What should I do and why?",
+             "Casualty in BULLDOG 3. Can we get a helicopter in or not?",
+             "What goes in the route status for MULE 6, and is the convoy still inside the "
+             "window?",
+             "Is MERCER still the fuel point after the hand-over at CEDAR?",
+             "BULLDOG 0A, SPARROW reports the culvert at ALDER is clear."]
+    voice = load_voice("piper-joe-medium")
+    plain = WhisperRecognizer(beam_size=2)
+    biased = WhisperRecognizer(beam_size=2, vocabulary=", ".join(mission_vocabulary(mission)))
+    heard = {"plain": 0, "vocabulary": 0}
+    names = 0
+    for _ in range(2):
+        for line in lines:
+            speech = voice.synthesize(line)
+            samples = np.frombuffer(speech.pcm, np.int16).astype(np.float32) / 32768
+            audio = soxr.resample(samples, speech.sample_rate, 16000).astype(np.float32)
+            audio = np.concatenate([np.zeros(4000, np.float32), audio,
+                                    np.zeros(6400, np.float32)])
+            wanted = re.findall(r"[A-Z]{4,}", line)
+            names += len(wanted)
+            for key, recognizer in (("plain", plain), ("vocabulary", biased)):
+                text = recognizer.recognize(audio).text.lower()
+                heard[key] += sum(name.lower() in text for name in wanted)
+    assert heard["vocabulary"] >= 0.85 * names, heard
+    assert heard["vocabulary"] >= heard["plain"], heard

@@ -227,3 +227,16 @@ def test_short_sounds_and_a_silent_twin_do_not_interrupt() -> None:
             assert harness.probe.messages(Interrupt) == []
 
     run(scenario())
+
+
+def test_the_mission_vocabulary_is_its_names_in_title_case() -> None:
+    from actors.speech import mission_vocabulary
+    from twin.config import load_mission
+
+    mission = load_mission(Path(__file__).resolve().parents[2] / "missions"
+                           / "route_clearance.yaml")
+    words = mission_vocabulary(mission)
+    assert {"Bulldog 0A", "Mercer", "Cedar", "Mule 6", "Halden"} <= set(words)
+    assert "MSR" in words  # an acronym stays as written
+    assert len(words) == len(set(words))
+    assert not any(word.isupper() and len(word) > 3 for word in words)

@@ -4,9 +4,8 @@ In: the operator's final ``Transcript`` (answer / recommend / clarify ...), ``Mi
 operator should know (a proactive report), and what the mind follows: ``OperatorState``,
 ``SpeechStarted``/``SpeechEnded`` (is the operator talking?), ``TwinUtterance`` and ``SpeechCut``
 (what the operator actually heard of the twin), ``Speech`` (the twin's voice is out: only its
-turn is read). Out: a ``TwinDecision`` (intent, style, hedge,
-confidence, reasons, evidence ids) and then the reply, sentence by sentence, as
-``TwinUtterance``s with the same ``turn``.
+turn is read). Out: a ``TwinDecision`` (intent, style, hedge, confidence, reasons, evidence ids)
+and then the reply, sentence by sentence, as ``TwinUtterance``s with the same ``turn``.
 
 The decision is made first, without any LLM (``twin.mind``). Acknowledgements, clarifications and
 declines are spoken from the decision alone. Answers, recommendations and reports go through the

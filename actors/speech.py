@@ -96,8 +96,8 @@ _NAME = re.compile(r"\b[A-Z][A-Z]{2,}\b(?: [0-9][0-9A-Z]?\b)?")  # BULLDOG, BULL
 def mission_vocabulary(mission: Mission) -> list[str]:
     """The mission's own names, commonest first: the words written in capitals in its roster,
     setting, briefing, phases and injects (not the scripted lines), in title case ("Bulldog 0A";
-    acronyms of up to three letters as written),
-    which biases Whisper towards them better than capitals do.
+    acronyms of up to three letters as written), which biases Whisper towards them better than
+    capitals do.
 
     Measured with whisper-tiny.en on piper-spoken lines: the route-clearance callsigns of five
     lines heard 24 of 24 times with the mission's names vs 21 of 24 without; but on the three

@@ -180,25 +180,29 @@ def test_a_report_waits_while_the_operator_speaks(monkeypatch: pytest.MonkeyPatc
     run(scenario())
 
 
+async def hold_a_routine_report(harness: Harness) -> None:
+    """The operator speaks (turn 3) while a routine inject comes in; their turn ends."""
+    inject = next(i for i in MISSION.injects if i.priority != "flash")
+    await harness.send(SpeechStarted(at=1.0, turn=3), source="speech")
+    await harness.send(MissionEvent(kind="inject", mission=MISSION.name, mission_time=3.0,
+                                    name=inject.id, text=inject.text, priority=inject.priority))
+    await harness.send(SpeechEnded(at=2.0, duration=1.0, turn=3), source="speech")
+
+
 def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
         monkeypatch: pytest.MonkeyPatch) -> None:
     actor = make(monkeypatch, ["Ready."])
-    inject = next(i for i in MISSION.injects if i.priority != "flash")
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
-            await harness.send(SpeechStarted(at=1.0, turn=3), source="speech")
-            await harness.send(MissionEvent(kind="inject", mission=MISSION.name,
-                                            mission_time=3.0, name=inject.id,
-                                            text=inject.text, priority=inject.priority))
-            await harness.send(SpeechEnded(at=2.0, duration=1.0, turn=3), source="speech")
+            await hold_a_routine_report(harness)
             await asyncio.sleep(0.2)  # the transcript comes a little after the turn's end
             await harness.send(Transcript(text="What is the troop net frequency?", final=True,
                                           turn=3), source="speech")
             await harness.wait_for(TwinUtterance, lambda m: m.intent == "report")
-            said = [m for m in harness.probe.messages(TwinUtterance) if m.index == 0]
-            assert [m.turn for m in said][:2] == [3, said[1].turn]
-            assert said[1].intent == "report"
+            first = [m for m in harness.probe.messages(TwinUtterance) if m.index == 0]
+            assert first[0].turn == 3 and first[0].intent == "answer"
+            assert first[1].intent == "report"
 
     run(scenario())
 
@@ -206,15 +210,10 @@ def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
 def test_a_held_report_is_said_anyway_when_no_transcript_comes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     actor = make(monkeypatch, ["Ready."])
-    inject = next(i for i in MISSION.injects if i.priority != "flash")
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
-            await harness.send(SpeechStarted(at=1.0, turn=3), source="speech")
-            await harness.send(MissionEvent(kind="inject", mission=MISSION.name,
-                                            mission_time=3.0, name=inject.id,
-                                            text=inject.text, priority=inject.priority))
-            await harness.send(SpeechEnded(at=2.0, duration=1.0, turn=3), source="speech")
+            await hold_a_routine_report(harness)
             await asyncio.sleep(0.5)
             assert harness.probe.messages(TwinUtterance) == []  # waiting for an answer
             report = await harness.wait_for(TwinUtterance, lambda m: m.intent == "report")

@@ -23,6 +23,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ def _fixture() -> Path:
     return path
 
 
-def _letterboxed_video(source: Path, target: Path) -> list[Any]:
-    """Write ``source`` letterboxed to 640x480 into ``target``; the frames, in memory."""
+def _letterboxed_video(source: Path, target: Path) -> tuple[list[Any], float]:
+    """Write ``source`` letterboxed to 640x480 into ``target``; the frames, in memory, and the
+    frame rate."""
     import cv2
     import numpy as np
 
@@ -61,45 +63,39 @@ def _letterboxed_video(source: Path, target: Path) -> list[Any]:
         frames.append(canvas)
     capture.release()
     writer.release()
-    return frames
+    return frames, fps
 
 
-def _plain(frames: list[Any], fps: float) -> float:
-    """Frames per second of plain FaceLandmarker on decoded frames."""
+def _plain(frames: Iterable[Any], fps: float) -> float:
+    """Frames per second of plain FaceLandmarker over ``frames`` (decoding included if the
+    iterable decodes)."""
     from actors.behavior import load_analyser
 
     analyser = load_analyser()
-    try:
-        began = time.perf_counter()
-        for n, frame in enumerate(frames):
-            analyser.detect(frame, n / fps)
-        return len(frames) / (time.perf_counter() - began)
-    finally:
-        analyser.close()
-
-
-def _plain_with_decode(video: Path) -> float:
-    import cv2
-    import numpy as np
-
-    from actors.behavior import load_analyser
-
-    analyser = load_analyser()
-    capture = cv2.VideoCapture(str(video))
-    fps = float(capture.get(cv2.CAP_PROP_FPS) or 30.0)
     count = 0
     try:
         began = time.perf_counter()
+        for count, frame in enumerate(frames, start=1):
+            analyser.detect(frame, (count - 1) / fps)
+        return count / (time.perf_counter() - began)
+    finally:
+        analyser.close()
+
+
+def _decoded(video: Path) -> Iterator[Any]:
+    """The frames of ``video``, decoded by OpenCV one at a time."""
+    import cv2
+    import numpy as np
+
+    capture = cv2.VideoCapture(str(video))
+    try:
         while True:
             ok, frame = capture.read()
             if not ok:
-                break
-            analyser.detect(np.asarray(frame, dtype=np.uint8), count / fps)
-            count += 1
-        return count / (time.perf_counter() - began)
+                return
+            yield np.asarray(frame, dtype=np.uint8)
     finally:
         capture.release()
-        analyser.close()
 
 
 def _tracker(video: Path, expression: bool, pose: bool = False) -> dict[str, Any]:
@@ -137,12 +133,12 @@ def run_vision_bench(*, repeats: int = 3, one_core: bool = True,
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     with tempfile.TemporaryDirectory(prefix="twin-bench-vision-") as folder:
         video = Path(folder) / "operator-640x480.mp4"
-        frames = _letterboxed_video(_fixture(), video)
+        frames, fps = _letterboxed_video(_fixture(), video)
         plain, decoded, with_fer, without_fer, with_pose = [], [], [], [], []
         for n in range(repeats):
             progress(f"round {n + 1} of {repeats}")
-            plain.append(_plain(frames, 23.98))
-            decoded.append(_plain_with_decode(video))
+            plain.append(_plain(frames, fps))
+            decoded.append(_plain(_decoded(video), fps))
             without_fer.append(_tracker(video, expression=False))
             with_fer.append(_tracker(video, expression=True))
             with_pose.append(_tracker(video, expression=True, pose=True))

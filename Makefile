@@ -23,10 +23,11 @@ setup: $(STAMP) models
 system:
 	@scripts/system-packages.sh $(APT_PACKAGES)
 
-$(STAMP): pyproject.toml scripts/system-packages.sh
+$(STAMP): pyproject.toml scripts/system-packages.sh scripts/llama-cpu.sh
 	@scripts/system-packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,vision,emotion,avatar,review,dev]'
+	@scripts/llama-cpu.sh $(BIN)/python
 	@touch $@
 
 models: $(STAMP)

@@ -28,16 +28,17 @@ class ChatSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: Literal["llamacpp", "openai", "ollama"] = "llamacpp"
-    model: str = Field("smollm2-135m-instruct", description="llamacpp: a registry name or a "
+    model: str = Field("qwen2.5-coder-1.5b-instruct", description="llamacpp: a registry name or a "
                        ".gguf path; openai/ollama: the server's model name")
     base_url: str | None = Field(None, description="openai/ollama: the server's address")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable "
                              "holding the key (a local server accepts any)")
-    max_tokens: int = Field(96, ge=8, le=1024)
+    max_tokens: int = Field(160, ge=8, le=1024)
     temperature: float = Field(0.2, ge=0, le=2)
     n_threads: int = Field(2, ge=1)
-    n_ctx: int = Field(2048, ge=256)
-    timeout_s: float = Field(10.0, gt=0, description="a whole reply; then the grounded fallback")
+    n_ctx: int = Field(8192, ge=256, description="llamacpp: the context in tokens (the mission's "
+                       "notes are read whole into the prompt when they fit)")
+    timeout_s: float = Field(20.0, gt=0, description="a whole reply; then the grounded fallback")
 
 
 def chat_model(settings: ChatSettings) -> Any:
@@ -96,3 +97,69 @@ async def split_sentences(chunks: AsyncIterator[str], *, min_chars: int = 12
                 yield sentence
     if buffer.strip():
         yield buffer.strip()
+
+
+class PrefixCache:
+    """The state of a local model that has read a prompt's stable prefix, kept on disk.
+
+    Reading a whole mission takes a 1.5B model tens of seconds on two cores; a session (or a
+    restarted Dialogue) with the same model, context and prefix loads the state back in about a
+    second instead (llama.cpp's state file: the KV cache and its tokens). Keyed by the model
+    file, ``n_ctx`` and the prefix text; the ``keep`` newest files are kept.
+    """
+
+    def __init__(self, folder: Path | None = None, *, keep: int = 6) -> None:
+        self.folder = folder or Path(os.environ.get("TWIN_CACHE", Path.home() / ".cache" /
+                                                    "twin")) / "prefix"
+        self.keep = keep
+
+    def path(self, llm: Any, prefix: str) -> Path:
+        import hashlib
+
+        model = Path(llm.model_path)
+        stat = model.stat()
+        digest = hashlib.sha256(
+            f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{llm.n_ctx()}|{prefix}"
+            .encode()).hexdigest()[:32]
+        return self.folder / f"{digest}.llama-state"
+
+    def load(self, llm: Any, prefix: str) -> bool:
+        """Put the saved state for ``prefix`` into ``llm``; False if there is none (or it does
+        not load: then ``llm`` is reset and reads the prefix itself)."""
+        import ctypes
+
+        import llama_cpp
+
+        path = self.path(llm, prefix)
+        if not path.is_file():
+            return False
+        capacity = llm.n_ctx()
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = ctypes.c_size_t()
+        if not llama_cpp.llama_state_load_file(llm.ctx, str(path).encode(), tokens, capacity,
+                                               ctypes.byref(count)):
+            llm.reset()
+            return False
+        n = int(count.value)
+        llm.input_ids[:n] = tokens[:n]
+        llm.n_tokens = n
+        os.utime(path)  # the newest are kept
+        return True
+
+    def save(self, llm: Any, prefix: str) -> Path:
+        """Save ``llm``'s state (what it has read, the prefix first) for ``prefix``."""
+        import llama_cpp
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(llm, prefix)
+        n = int(llm.n_tokens)
+        tokens = (llama_cpp.llama_token * n)(*llm.input_ids[:n].tolist())
+        partial = path.with_suffix(".partial")
+        if not llama_cpp.llama_state_save_file(llm.ctx, str(partial).encode(), tokens, n):
+            partial.unlink(missing_ok=True)
+            raise OSError(f"llama.cpp could not save its state to {partial}")
+        os.replace(partial, path)
+        saved = sorted(self.folder.glob("*.llama-state"), key=lambda p: p.stat().st_mtime)
+        for old in saved[: max(0, len(saved) - self.keep)]:
+            old.unlink(missing_ok=True)
+        return path

@@ -37,8 +37,9 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.chat import ChatSettings, chat_model, split_sentences
+from actors.chat import ChatSettings, PrefixCache, chat_model, split_sentences
 from twin.actor import Actor, ActorFailed
+from twin.grounding import Grounds
 from twin.messages import (
     Message,
     Metric,
@@ -51,7 +52,8 @@ from twin.messages import (
     Transcript,
     TwinUtterance,
 )
-from twin.mind import Decision, Mind
+from twin.mind import Decision, Mind, spoken_numbers
+from twin.prompt import read_notes
 
 
 class DialogueSettings(BaseModel):
@@ -61,15 +63,18 @@ class DialogueSettings(BaseModel):
     knowledge_model: str = Field("all-minilm-l6-v2", description="sentence embeddings")
     operator: str | None = Field(None, description="roster id of the operator (default: first)")
     confidence_threshold: float = Field(0.45, gt=0, lt=1)
-    max_sentences: int = Field(3, ge=1, le=8)
+    max_sentences: int = Field(4, ge=1, le=8, description="at most this many sentences of "
+                               "the model's reply (brief: 2, standard: 3)")
     llm_role: Literal["extend", "phrase"] = Field(
-        "extend", description="extend: the policy's grounded sentence first, then what the "
-        "model adds that passes the checks (small local models); phrase: the model phrases the "
-        "whole reply, checked sentence by sentence (bigger models)")
+        "phrase", description="phrase: the model writes the whole reply from the whole mission, "
+        "checked sentence by sentence (capable models, the default); extend: the policy's "
+        "grounded sentence first, then what the model adds that passes the checks (tiny models)")
     reports: bool = Field(True, description="report mission events proactively")
-    model_reports: bool = Field(False, description="let the model add to reports (they are "
-                                "spoken from the event itself; a small model only delays the "
-                                "next answer)")
+    model_reports: bool = Field(True, description="the model says what a (non-flash) report "
+                                "means for the mission, from its facts; off: reports are spoken "
+                                "from the event itself")
+    warm_up_s: float = Field(600, gt=0, description="the model reads the mission (the prompt's "
+                             "stable prefix) before the mission clock starts; at most this long")
     speech_wait_s: float = Field(1.0, ge=0, le=10, description="extend: the model starts once "
                                  "the grounded sentence's speech is out (at most this long "
                                  "after it), so it does not slow the voice on a small machine")
@@ -79,28 +84,37 @@ class DialogueSettings(BaseModel):
                                  "reports do not wait)")
 
 
-# Values a sentence may state only if the evidence holds them: numbers, times, grids.
-_VALUE = re.compile(r"\d+(?:[.,:]\d+)*")
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")  # content-ish words: four letters or more
-MIN_OVERLAP = 0.6
+# The model's way of saying that nothing it was given holds the answer (twin.prompt).
+_NOT_IN_NOTES = re.compile(
+    r"\b(?:do not|don't|does not|doesn't) (?:have|hold|say|give|mention)\b.{0,40}\bnotes\b|"
+    r"\bnot in the (?:mission )?notes\b", re.IGNORECASE)
+# Sentences of the model's reply by style, at most.
+_SENTENCES = {"brief": 2, "standard": 3, "explanatory": 4}
 # Operator turns are numbered by the speech recogniser from 1; the twin's own turns (its
-# proactive reports) from here, so the two never collide.
+# proactive reports, typed questions) from here, so the two never collide.
 REPORT_TURNS = 1_000_000
 
 
-def ungrounded(sentence: str, grounds: str, values: str | None = None, *,
-               already: Sequence[str] = ()) -> str | None:
-    """Why ``sentence`` is not grounded, or None: it states a value that ``values`` (default:
-    ``grounds``) does not hold, most of its words are not those of ``grounds`` (a small model
-    drifting off into invented prose), or it only repeats what was already said."""
-    allowed = set(_VALUE.findall(grounds if values is None else values))
-    invented = [v for v in _VALUE.findall(sentence) if v not in allowed]
-    if invented:
-        return f"states {', '.join(invented)}, which the grounded reply does not"
+def notes_budget_chars(chat: ChatSettings) -> int | None:
+    """How much of the mission notes fit the model's context beside the rest of the prompt
+    (about 3 characters a token); ``None``: no limit known (a server's model)."""
+    if chat.backend != "llamacpp":
+        return None
+    return max(0, (chat.n_ctx - chat.max_tokens - 2500) * 3)
+
+
+def _common_words(knowledge: Any) -> set[str]:
+    """Ordinary English words (the embedding model's whole-word vocabulary), so that a
+    capitalised "Sergeant" is not taken for an invented name."""
+    tokenizer = getattr(getattr(knowledge, "model", None), "tokenizer", None)
+    vocabulary = tokenizer.get_vocab() if tokenizer is not None else {}
+    return {word for word in vocabulary if word.isalpha() and len(word) > 2}
+
+
+def _repeats(sentence: str, already: Sequence[str]) -> str | None:
+    """Why ``sentence`` only repeats what was already said in this reply, or ``None``."""
     words = _WORD.findall(sentence.lower())
-    known = set(_WORD.findall(grounds.lower()))
-    if words and sum(word in known for word in words) / len(words) < MIN_OVERLAP:
-        return "mostly words the evidence does not use"
     said = {w for line in already for w in _WORD.findall(line.lower())}
     if words and all(word in said for word in words):
         return "repeats what was already said"
@@ -132,6 +146,7 @@ class Dialogue(Actor):
         self.config = settings
         self.mind: Mind | None = None
         self.chain: Any = None
+        self._chat: Any = None  # the chat model inside the chain
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
         self._deferred: list[Decision] = []
         self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
@@ -157,8 +172,12 @@ class Dialogue(Actor):
             self.chain = await asyncio.to_thread(self._build_chain)
         except Exception as error:  # missing model or library: say which and how to fix
             raise ActorFailed(f"{type(error).__name__}: {error}") from None
+        chat = self.config.chat
         self.mind = Mind(mission, knowledge, operator=self.config.operator,
-                         confidence_threshold=self.config.confidence_threshold)
+                         confidence_threshold=self.config.confidence_threshold,
+                         notes_budget_chars=notes_budget_chars(chat))
+        self.grounds = Grounds([self.mind.prefix, *(text for _, text in read_notes(
+            mission.knowledge))], common_words=_common_words(knowledge))
         await self._warm_up()
         self._worker = asyncio.create_task(self._speak_in_order())
 
@@ -176,11 +195,31 @@ class Dialogue(Actor):
         from langchain_core.prompts import ChatPromptTemplate
 
         prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
-        return prompt | chat_model(self.config.chat) | StrOutputParser()
+        self._chat = chat_model(self.config.chat)
+        return prompt | self._chat | StrOutputParser()
 
     async def _warm_up(self) -> None:
+        """Let the model read the stable prefix (the whole mission) now, so the first question
+        costs only its own tokens; say how long it took (``dialogue_ready_s``)."""
+        assert self.mind is not None
+        prefix = self.mind.prefix
+        started = time.monotonic()
+        llm = getattr(self._chat, "client", None)  # a local llama.cpp model
+        cache = PrefixCache() if llm is not None and hasattr(llm, "n_ctx") else None
+        loaded = warm = False
+        with contextlib.suppress(Exception):
+            loaded = cache is not None and await asyncio.to_thread(cache.load, llm, prefix)
         with contextlib.suppress(Exception):  # a cold model only costs the first reply time
-            await asyncio.wait_for(self._generate([("user", "Say ready.")]).__anext__(), 30)
+            async with asyncio.timeout(self.config.warm_up_s):
+                await self._generate(self.mind.prompt("Say ready.")).__anext__()
+            warm = True
+            if cache is not None and not loaded:
+                await asyncio.to_thread(cache.save, llm, prefix)
+        await self.publish(Metric(
+            name="dialogue_ready_s", unit="s", value=round(time.monotonic() - started, 2),
+            labels={"model": self.config.chat.model, "prefix_chars": str(len(prefix)),
+                    "notes": "all" if self.mind.notes_in_prefix else "per question",
+                    "warm": str(warm).lower(), "from_cache": str(loaded).lower()}))
 
     async def on_stop(self) -> None:
         for task in (self._worker, self._replying, self._release):
@@ -201,6 +240,10 @@ class Dialogue(Actor):
         assert mind is not None
         mind.observe(message)
         arrived = time.monotonic()
+        if isinstance(message, MissionEvent):
+            self.grounds.add(f"{message.text} {' '.join(message.facts)}")
+        elif isinstance(message, Transcript) and message.final:
+            self.grounds.add(spoken_numbers(message.text))
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
             answer = mind.decide_reply(message)
@@ -267,12 +310,18 @@ class Dialogue(Actor):
     # ------------------------------------------------------------------ replying
 
     async def _reply(self, decision: Decision, turn: int, arrived: float) -> None:
+        mind = self.mind
+        assert mind is not None
         reply = _Reply(self, decision, turn, arrived)
         await self.publish(msgspec.structs.replace(decision.message(), turn=turn))
-        plain = decision.intent in ("acknowledge", "clarify", "decline") or (
-            decision.trigger == "report" and not self.config.model_reports)
-        if plain or decision.hedge or not decision.evidence or self.chain is None:
+        asked = mind.turn_message(decision)
+        plain = decision.intent in ("acknowledge", "clarify", "decline") or decision.hedge or (
+            decision.trigger == "report" and (not self.config.model_reports
+                                              or decision.expression == "urgent"))
+        if plain or self.chain is None or (self.config.llm_role == "extend"
+                                           and not decision.evidence):
             await reply.say(decision.fallback, final=True, source="policy")
+            mind.remember(asked, decision.fallback)
             return
         if self.config.llm_role == "extend":
             await reply.say(decision.fallback, final=False, source="policy")
@@ -281,22 +330,22 @@ class Dialogue(Actor):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.speech_wait_s):
                     await self._speech_out(turn).wait()
-        assert self.mind is not None
-        # The model may use the evidence's words, but state only the values the policy chose
-        # to say (a small model readily pairs the right number with the wrong thing).
-        words = " ".join([decision.question, decision.fallback,
-                          *(passage.text for passage, _ in decision.evidence)])
-        values = f"{decision.question} {decision.fallback}"
-        budget = self.config.max_sentences - reply.index
-        generation = _Generation(self._generate(self.mind.prompt(decision)))
+        budget = min(self.config.max_sentences, _SENTENCES[decision.style]) - reply.index
+        generation = _Generation(self._generate(mind.prompt(asked)))
+        unknown = False
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
                 async for sentence in split_sentences(generation.chunks()):
                     generation.sentence()
-                    problem = ungrounded(sentence, words, values, already=reply.spoken)
+                    if _NOT_IN_NOTES.search(sentence):
+                        unknown = reply.index == 0 or unknown
+                        break  # the model says the notes do not hold it
+                    problem = self.grounds.check(sentence) or _repeats(sentence, reply.spoken)
                     if problem:
                         reply.rejected.append(f"{problem}: {sentence[:80]}")
-                        break  # the model left the evidence: stop it here
+                        if self.config.llm_role == "extend":
+                            break  # a small model that left the evidence: stop it here
+                        continue
                     await reply.say(sentence, final=False, source="llm")
                     budget -= 1
                     if budget <= 0:
@@ -305,10 +354,17 @@ class Dialogue(Actor):
             await self.report_error(error)
         for metric in generation.metrics(turn):
             await self.publish(metric)
-        if reply.index == 0:  # the model said nothing usable: the grounded reply
-            await reply.say(decision.fallback, final=True, source="fallback")
+        if reply.index == 0:  # the model said nothing usable: a hedged grounded reply
+            why = "the model found no answer in the notes" if unknown else (
+                "no sentence of the model passed the checks")
+            fallback = mind.hedged(decision, unknown=unknown)
+            await self.publish(Metric(name="dialogue_hedged", value=1, turn=turn,
+                                      labels={"why": why}))
+            await reply.say(fallback, final=True, source="fallback",
+                            confidence=min(decision.confidence, 0.3))
         else:
             await reply.close()
+        mind.remember(asked, " ".join(reply.spoken))
 
     async def _generate(self, messages: list[tuple[str, str]]) -> AsyncIterator[str]:
         async for chunk in self.chain.astream({"messages": messages}):
@@ -363,15 +419,16 @@ class _Reply:
         """End the reply: an empty final utterance (LipSync says nothing for it)."""
         await self.say("", final=True, source="end")
 
-    async def say(self, text: str, *, final: bool, source: str) -> None:
+    async def say(self, text: str, *, final: bool, source: str,
+                  confidence: float | None = None) -> None:
         """Publish one sentence (an empty final one just closes the reply)."""
         decision = self.decision
         if text:
             self.spoken.append(text)
+        sure = decision.confidence if confidence is None else confidence
         await self.actor.publish(TwinUtterance(
             text=text, index=self.index, final=final, intent=decision.intent,
-            expression=decision.expression, confidence=round(decision.confidence, 3),
-            turn=self.turn))
+            expression=decision.expression, confidence=round(sure, 3), turn=self.turn))
         if self.index == 0:
             await self.actor.publish(Metric(
                 name="dialogue_first_sentence_ms", unit="ms", turn=self.turn,

@@ -1,7 +1,8 @@
 """Who may do what on the avatar gateway: the three roles, their tokens and their operations.
 
-Roles: ``operator`` (talks to the twin; may stream the browser microphone), ``trainer`` (also
-steers the mission: pause, resume, skip a phase, fire an inject, end) and ``viewer`` (read-only).
+Roles: ``operator`` (talks to the twin: may stream the browser microphone and type to it),
+``trainer`` (may type to the twin, and steers the mission: pause, resume, skip a phase, fire an
+inject, end) and ``viewer`` (read-only).
 
 Tokens come from the session's secret (``twin.actor.SessionInfo.secret``: made by the runtime for
 each session, passed to the actors, never written to the session log)::
@@ -28,8 +29,8 @@ ROLES: tuple[Role, ...] = ("operator", "trainer", "viewer")
 
 # What each role may send beyond "hello" and "ping" (which every role may).
 OPERATIONS: dict[Role, frozenset[str]] = {
-    "operator": frozenset({"audio"}),
-    "trainer": frozenset({"control"}),
+    "operator": frozenset({"audio", "say"}),
+    "trainer": frozenset({"control", "say"}),
     "viewer": frozenset(),
 }
 ALWAYS = frozenset({"hello", "ping"})

@@ -33,6 +33,7 @@ from avatar.protocol import (
     Hello,
     Ping,
     ProtocolError,
+    Say,
     error_frame,
     frame,
     op_of,
@@ -59,7 +60,7 @@ class GatewayCore(Protocol):
 
     def welcome(self, role: Role) -> dict[str, Any]: ...
 
-    async def submit(self, role: Role, command: Control | Audio) -> None: ...
+    async def submit(self, role: Role, command: Control | Audio | Say) -> None: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -101,8 +102,8 @@ def create_app(core: GatewayCore) -> FastAPI:
                 try:
                     await _handle(core, client, parse(data, core.max_message_bytes))
                 except ProtocolError as error:
-                    client.push(OutFrame(error_frame(error.code, str(error)), "error",
-                                         essential=True))
+                    client.push(OutFrame(error_frame(error.code, str(error), error.op),
+                                         "error", essential=True))
         except WebSocketDisconnect:
             pass
         finally:
@@ -158,17 +159,24 @@ async def _refuse(websocket: WebSocket, code: Any, message: str) -> None:
 async def _handle(core: GatewayCore, client: Client, command: Any) -> None:
     operation = op_of(command)
     if not core.access.may(client.role, operation):
-        raise ProtocolError("forbidden", f"the {client.role} role may not send {operation}")
+        raise ProtocolError("forbidden", f"the {client.role} role may not send {operation}",
+                            operation)
     if isinstance(command, Hello):
-        raise ProtocolError("malformed", "hello was already received on this socket")
+        raise ProtocolError("malformed", "hello was already received on this socket", operation)
     if isinstance(command, Ping):
         pong = frame("pong", t=command.t, server_t=time.time(), pad="x" * command.pad)
         client.push(OutFrame(pong, "pong", essential=True))
         return
-    await core.submit(client.role, command)
+    try:
+        await core.submit(client.role, command)
+    except ProtocolError as error:
+        error.op = error.op or operation  # the page shows it where it sent the command from
+        raise
     if isinstance(command, Control):
         ack = frame("ack", op="control", command=command.command, argument=command.argument)
         client.push(OutFrame(ack, "ack", essential=True))
+    elif isinstance(command, Say):
+        client.push(OutFrame(frame("ack", op="say", text=command.text), "ack", essential=True))
 
 
 _closing: set[asyncio.Task[None]] = set()

@@ -6,8 +6,9 @@ the operator's thumbnails when the config turns them on).
 Out, to the pages: each of them as JSON through the message registry, over a WebSocket (see
 ``avatar.protocol``), plus a ``turn_latency`` frame per operator turn the twin answers. Out, to
 the bus: ``TrainerControl`` from trainer pages, ``AudioFrame`` from an operator page's
-microphone (when allowed), and a ``Metric`` ``turn_latency_ms`` per answered turn (end of the
-operator's speech to the first sentence of the reply at the gateway).
+microphone (when allowed), a final ``Transcript`` (``typed=True``, no turn: the Dialogue numbers
+it) for the words typed on an operator or trainer page, and a ``Metric`` ``turn_latency_ms`` per
+answered turn (end of the operator's speech to the first sentence of the reply at the gateway).
 
 The web server (uvicorn, ``avatar.app``) runs on its own event loop in a thread of this actor, so
 sending to browsers never stalls the actor's bus handling: ``on_message`` encodes a message once
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from avatar.access import Access, Role
 from avatar.hub import Hub, OutFrame
-from avatar.protocol import Audio, Control, ProtocolError, frame
+from avatar.protocol import Audio, Control, ProtocolError, Say, frame
 from twin.actor import Actor, ActorFailed
 from twin.messages import (
     ActorError,
@@ -291,17 +292,22 @@ class AvatarGateway(Actor):
         return {
             "role": role, "session": info.id, "mode": info.mode, "speed": info.speed,
             "server_time": time.time(), "mission": mission,
-            "can": sorted(op for op in ("control", "audio")
+            "can": sorted(op for op in ("control", "audio", "say")
                           if self.access.may(role, op)
                           and (op != "audio" or self.config.microphone)),
             "limits": {"max_message_bytes": self.max_message_bytes},
             "visemes": {name: ARKIT_BLENDSHAPES[name] for name in VISEMES},
         }
 
-    async def submit(self, role: Role, command: Control | Audio) -> None:
+    async def submit(self, role: Role, command: Control | Audio | Say) -> None:
         """Publish a page's command on the bus (called on the server loop)."""
         if isinstance(command, Control):
             message: Message = TrainerControl(command=command.command, argument=command.argument)
+        elif isinstance(command, Say):
+            # The trainer types as the operator would speak (standing in for them); turn None
+            # lets the Dialogue number the turn as it does a recognised one.
+            message = Transcript(text=command.text, final=True, typed=True, speaker="operator",
+                                 turn=None)
         else:
             if not self.config.microphone:
                 raise ProtocolError("forbidden", "this gateway does not take the browser "

@@ -9,6 +9,9 @@ Every frame is one JSON text message. A page sends (``op`` tags the kind):
   ``TrainerControl`` on the bus and is answered by an ``ack``;
 - ``{"op": "audio", "pcm": "<base64 16 kHz int16 mono>", "start": 1.2}`` (operator, when the
   gateway allows the browser microphone): becomes an ``AudioFrame``;
+- ``{"op": "say", "text": "..."}`` (operator, trainer): typed words for the twin; become a final
+  ``Transcript`` with ``typed=True`` and are answered by an ``ack``; text that is empty once
+  stripped or longer than ``MAX_SAY_CHARS`` is refused (code ``malformed``);
 - ``{"op": "ping", "t": 123.4, "pad": 0}``: answered by ``pong`` with the same ``t`` and ``pad``
   bytes of padding (a page measures its round trip with it; ``twin bench avatar`` its baseline).
 
@@ -18,8 +21,9 @@ the message tag, bytes are base64) and frames of its own whose ``type`` is one o
 ``turn_latency``.
 
 A frame that is not text, not JSON, not a known ``op``, has unknown or wrong fields, or is larger
-than the gateway's limit is refused with ``{"type": "error", "code": ..., "message": ...}``; the
-socket stays open (except for a failed hello).
+than the gateway's limit is refused with ``{"type": "error", "code": ..., "message": ...}`` (plus
+``"op"`` when the refused frame's kind is known, so a page can show the error where it was sent
+from); the socket stays open (except for a failed hello).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ CLOSE_UNAUTHORIZED = 4401  # bad or missing token: the page does not retry
 CLOSE_TOO_SLOW = 4408  # the page could not keep up with speech: it reconnects
 MAX_PING_PAD = 4 * 2**20
 MAX_AUDIO_BYTES = 32000  # one second of 16 kHz int16 mono
+MAX_SAY_CHARS = 500  # a typed line for the twin: a question or two, not a document
 
 GATEWAY_FRAMES = frozenset({"welcome", "error", "ack", "pong", "turn_latency"})
 
@@ -60,12 +65,19 @@ class Audio(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="
     start: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
 
+class Say(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="op", tag="say"):
+    """Words typed for the twin (checked in ``parse``, which strips them, so that the error
+    says what is wrong in words a person at the page understands)."""
+
+    text: str
+
+
 class Ping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="op", tag="ping"):
     t: float = 0.0
     pad: Annotated[int, msgspec.Meta(ge=0, le=MAX_PING_PAD)] = 0
 
 
-ClientFrame: TypeAlias = Union[Hello, Control, Audio, Ping]  # noqa: UP007 - msgspec union
+ClientFrame: TypeAlias = Union[Hello, Control, Audio, Say, Ping]  # noqa: UP007 - msgspec union
 _decoder = msgspec.json.Decoder(ClientFrame)
 _encoder = msgspec.json.Encoder()
 
@@ -73,9 +85,10 @@ _encoder = msgspec.json.Encoder()
 class ProtocolError(ValueError):
     """A frame the gateway refuses; ``code`` and ``str()`` go into the error frame."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, op: str | None = None) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
+        self.op = op  # the refused frame's kind, when known
 
 
 def op_of(frame: ClientFrame) -> str:
@@ -101,7 +114,17 @@ def parse(data: str | bytes | None, max_bytes: int) -> ClientFrame:
     except msgspec.DecodeError as error:
         raise ProtocolError("malformed", f"not JSON: {error}") from None
     if isinstance(frame, Audio) and len(frame.pcm) % 2:
-        raise ProtocolError("malformed", "audio pcm must be whole 16-bit samples")
+        raise ProtocolError("malformed", "audio pcm must be whole 16-bit samples", "audio")
+    if isinstance(frame, Say):
+        text = frame.text.strip()
+        if not text:
+            raise ProtocolError("malformed", "there is nothing to send: type a question or a "
+                                             "remark for the twin", "say")
+        if len(text) > MAX_SAY_CHARS:
+            raise ProtocolError("malformed", f"the text is {len(text)} characters long; the "
+                                             f"twin takes at most {MAX_SAY_CHARS} at a time",
+                                "say")
+        frame = Say(text=text)
     return frame
 
 
@@ -111,5 +134,5 @@ def frame(kind: str, **fields: Any) -> str:
     return _encoder.encode({"type": kind, **fields}).decode()
 
 
-def error_frame(code: ErrorCode, message: str) -> str:
-    return frame("error", code=code, message=message)
+def error_frame(code: ErrorCode, message: str, op: str | None = None) -> str:
+    return frame("error", code=code, message=message, **({"op": op} if op else {}))

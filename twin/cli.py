@@ -12,6 +12,8 @@
     twin bench avatar
     twin bench emotion
     twin eval emotion --data FILE.csv [--json]
+    twin eval dialogue --questions FILE [--mission FILE] [--config FILE] [--json]
+    twin chat MISSION [--config FILE] [--model NAME]
 
 Heavy libraries (Ray, models) are imported inside the commands that need them, so ``--help`` is
 instant and the core works without them.
@@ -42,7 +44,8 @@ bench_app = typer.Typer(help="Measure speed against a baseline taken in the same
 app.add_typer(missions_app, name="missions")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
-eval_app = typer.Typer(help="Score the twin's estimators on labelled data.", no_args_is_help=True)
+eval_app = typer.Typer(help="Score the twin on labelled data: its answers, its emotion estimates.",
+                       no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
@@ -572,6 +575,69 @@ def bench_emotion(
     except FileNotFoundError as error:
         raise _fail(str(error)) from None
     typer.echo(json.dumps(figures, indent=2))
+
+
+def _dialogue_settings(config: Path | None, model: str | None) -> dict[str, Any]:
+    """The dialogue's settings from the config, with ``--model`` in place of its chat model."""
+    try:
+        cfg = load_config(_config_path(config))
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    spec = cfg.actors.get("dialogue")
+    settings = dict(spec.settings) if spec is not None else {}
+    if model:
+        settings["chat"] = {**dict(settings.get("chat") or {}), "model": model}
+    return settings
+
+
+@app.command()
+def chat(
+    mission: Annotated[Path, typer.Argument(help="mission YAML file")],
+    config: Annotated[Path | None, typer.Option(help="runtime config (its dialogue settings: model, backend); default configs/default.yaml")] = None,
+    model: Annotated[str | None, typer.Option(help="chat model instead of the config's (a registry name such as qwen2.5-coder-0.5b-instruct, or a .gguf path)")] = None,
+) -> None:
+    """Talk to the twin's mind in the terminal: type a question, see its decision and reply;
+    /inject ID makes an inject happen. No audio, no Ray."""
+    from twin.chat import chat as run_chat
+
+    try:
+        scenario = load_mission(mission)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    settings = _dialogue_settings(config, model)
+    try:
+        asyncio.run(run_chat(scenario, settings))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:  # a missing model or library: say which
+        raise _fail(f"twin chat: {error}") from None
+
+
+@eval_app.command("dialogue")
+def eval_dialogue(
+    questions: Annotated[Path, typer.Option(help="question file, YAML or TSV (question, kind = fact/compound/recommend/unknown, facts, not, after)")],
+    mission: Annotated[Path | None, typer.Option(help="mission YAML (default: the one the question file names)")] = None,
+    config: Annotated[Path | None, typer.Option(help="runtime config (its dialogue settings); default configs/default.yaml")] = None,
+    model: Annotated[str | None, typer.Option(help="chat model instead of the config's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: total, by_kind, questions")] = False,
+) -> None:
+    """Ask the twin every question of a question file, in order, with the configured model;
+    print each decision, reply and verdict, and the score per kind."""
+    from twin.eval_dialogue import EvalError, evaluate, format_results, load_questions, to_json
+
+    try:
+        rows, named = load_questions(questions)
+        target = mission or named
+        if target is None:
+            raise EvalError(f"{questions}: names no mission; give --mission")
+        results, ready = evaluate(
+            target, rows, _dialogue_settings(config, model),
+            progress=lambda text: typer.echo(f"eval dialogue: {text}", err=True))
+    except EvalError as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # a missing model or library: say which
+        raise _fail(f"eval dialogue: {type(error).__name__}: {error}") from None
+    typer.echo(to_json(results, ready) if as_json else format_results(results, ready))
 
 
 @eval_app.command("emotion")

@@ -43,6 +43,8 @@ def describe(message: Message) -> str:
             flag = f" ({message.priority})" if message.priority != "routine" else ""
             return f"{head}{name}{flag}: {message.text}".rstrip(": ")
         case Transcript():
+            if message.typed:
+                return f"operator (typed): {message.text}"
             state = "final" if message.final else "partial"
             return f"operator ({state}, {message.confidence:.2f}): {message.text}"
         case TwinUtterance():
@@ -83,6 +85,12 @@ def describe(message: Message) -> str:
             what = "error" if message.recoverable else "failure"
             action = f" -> {message.action}" if message.action != "none" else ""
             return f"actor {message.actor} {what}: {message.error}{action}"
+        case Metric() if message.name == "dialogue_ready_s":
+            labels = message.labels
+            how = "from its cache" if labels.get("from_cache") == "true" else "reading the mission"
+            return (f"the twin is ready: {labels.get('model', 'its model')} took "
+                    f"{message.value:.1f} s {how} ({labels.get('notes', 'all')} notes in the "
+                    "prompt)")
         case Metric():
             return f"metric {message.name} = {message.value:g} {message.unit}".rstrip()
     return tag_of(type(message))

@@ -82,6 +82,9 @@ class Transcript(Message, frozen=True, kw_only=True, tag="transcript"):
     start: float = 0.0
     end: float = 0.0
     speaker: str = "operator"
+    typed: bool = False
+    """Typed by the operator or trainer (the page's text box, ``twin chat``), not heard: no
+    recogniser words or confidence, and nothing to say again."""
 
 
 class Interrupt(Message, frozen=True, kw_only=True, tag="interrupt"):

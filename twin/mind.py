@@ -30,6 +30,7 @@ anything with ``search(query, k) -> [(passage, score)]`` (passages have ``id``, 
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import deque
@@ -50,6 +51,7 @@ from twin.messages import (
     TwinDecision,
     TwinUtterance,
 )
+from twin.prompt import Conversation, mission_prefix, read_notes
 
 __all__ = [
     "INJECTION_PATTERNS",
@@ -242,6 +244,25 @@ _VALUE_KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
 )
 
 
+class _Vocabulary:
+    """Words, looked up with their other forms: a plural or possessive, a spelling the notes
+    abbreviate (kilometres: km), or the same stem ("evacuate" finds "evacuation")."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = frozenset(words)
+        self._sorted = sorted(self.words)
+
+    def has(self, word: str) -> bool:
+        forms = {word, word.rstrip("s"), word.removesuffix("es"), _SYNONYMS.get(word, word)}
+        if forms & self.words:
+            return True
+        if len(word) < 6:
+            return False
+        stem = word[: max(5, len(word) - 3)]
+        at = bisect.bisect_left(self._sorted, stem)
+        return at < len(self._sorted) and self._sorted[at].startswith(stem)
+
+
 def _words(text: str) -> list[str]:
     return [word.lower() for word in _WORD_RE.findall(text)]
 
@@ -418,21 +439,6 @@ class Decision:
 
 # -------------------------------------------------------------------------------------- mind
 
-_STYLE_RULES: dict[str, str] = {
-    "brief": "Reply in one or two short sentences, bottom line first, no padding.",
-    "standard": "Reply in two or three sentences, bottom line first.",
-    "explanatory": "Reply in three or four sentences: bottom line first, then the reason.",
-}
-_INTENT_RULES: dict[str, str] = {
-    "answer": "Answer the question from the facts.",
-    "recommend": "Recommend what to do, from the facts.",
-    "report": "Report this news to the operator, from the facts.",
-    "clarify": "Ask the operator to say again; do not answer.",
-    "acknowledge": "Acknowledge in a few words.",
-    "decline": "Decline politely in one sentence and offer help with the mission.",
-}
-
-
 class Mind:
     """The metacognitive context of one twin, and its decision policy."""
 
@@ -447,7 +453,8 @@ class Mind:
         evidence_floor: float = 0.25,
         out_of_mission_score: float = 0.15,
         min_asr_confidence: float = 0.5,
-        max_prompt_words: int = 230,
+        notes_budget_chars: int | None = 40_000,
+        conversation_chars: int = 12_000,
     ) -> None:
         self.mission = mission
         self.knowledge = knowledge
@@ -464,8 +471,14 @@ class Mind:
         self.evidence_floor = evidence_floor
         self.out_of_mission_score = out_of_mission_score
         self.min_asr_confidence = min_asr_confidence
-        self.max_prompt_words = max_prompt_words
         self._seen_events: set[tuple[str, str, float]] = set()
+        notes = read_notes(mission.knowledge)
+        self.notes_in_prefix = notes_budget_chars is None or (
+            sum(len(text) for _, text in notes) <= notes_budget_chars)
+        self.prefix = mission_prefix(mission, roster[self.operator.id],
+                                     notes if self.notes_in_prefix else None)
+        self.conversation = Conversation(max_chars=conversation_chars)
+        self._told: set[tuple[str, str, float]] = set()  # events the conversation holds
 
     # ------------------------------------------------------------------ observing
 
@@ -551,22 +564,22 @@ class Mind:
                     f"outside the mission: best evidence {top:.2f} < {self.out_of_mission_score}"
                 )
             else:
-                confidence = top * (0.5 + 0.5 * asr)
-                hedge = confidence < self.confidence_threshold
-                if results:
-                    best = results[0][0].id
-                    compare = "<" if hedge else ">="
-                    reasons.append(
-                        f"top evidence {best} score {top:.2f}, ASR {asr:.2f}: confidence "
-                        f"{confidence:.2f} {compare} {self.confidence_threshold}"
-                    )
-                else:
-                    reasons.append("no evidence in the mission knowledge")
+                # Confidence: how much of what the question is about the evidence holds (its
+                # topic words, figures and names), not one retrieval score.
+                coverage, covered = self._coverage(query, evidence, top)
+                confidence = coverage * (0.5 + 0.5 * asr)
+                low = confidence < self.confidence_threshold
+                reasons.append(
+                    f"evidence {', '.join(p.id for p, _ in evidence) or 'none'} holds "
+                    f"{covered}, ASR {asr:.2f}: confidence {confidence:.2f} "
+                    f"{'<' if low else '>='} {self.confidence_threshold}")
                 missing, value_reason = self._value_check(query, evidence)
                 if value_reason:
                     reasons.append(value_reason)
-                if missing:
-                    hedge = True
+                if self.notes_in_prefix:
+                    missing = None  # the model reads every note, not just these passages
+                else:  # the model sees only these passages: hedge what they do not hold
+                    hedge = low or missing is not None
                 unknown = self._unknown_topics(query)
                 if unknown:  # nearest passages are not an answer about something never noted
                     hedge, evidence = True, []
@@ -575,7 +588,7 @@ class Mind:
         expression, expression_reason = self._expression(text, intent=intent)
         if expression_reason:
             reasons.append(expression_reason)
-        verify = self._verify_with(text, evidence) if hedge or intent == "answer" else ""
+        verify = self._verify_with(text, evidence) if intent in ("answer", "recommend") else ""
         if hedge and not evidence and text not in self.operator.open_requests:
             self.operator.open_requests.append(text)
             self.self_model.promised.append(text)
@@ -597,24 +610,41 @@ class Mind:
         fallback = self._fallback(decision, missing=missing, asr=asr)
         return _with_fallback(decision, fallback)
 
+    def _coverage(self, query: str, evidence: list[tuple[PassageLike, float]],
+                  top: float) -> tuple[float, str]:
+        """(the share of the question's topic words found in the evidence, a description);
+        the top retrieval score when the question names no topic."""
+        topics = self._topic_words(query)
+        if not topics:
+            return top, f"no topic words (retrieval {top:.2f})"
+        text = " ".join(passage.text for passage, _ in evidence)
+        known = _Vocabulary(_words(text))
+        found = [word for word in topics if known.has(word)]
+        return len(found) / len(topics), f"{len(found)}/{len(topics)} topic words"
+
+    @staticmethod
+    def _topic_words(question: str) -> list[str]:
+        """The words of ``question`` that name what it is about."""
+        topics = []
+        for word in _words(question):
+            word = re.sub(r"'(s|ve|re|ll|d|t)$", "", word)  # commander's -> commander
+            if (len(word) >= 3 or word.isdigit()) and word not in _STOPWORDS \
+                    and word not in _GENERIC:
+                topics.append(word)
+        return list(dict.fromkeys(topics))
+
     def _unknown_topics(self, question: str) -> list[str]:
         """Words of ``question`` that name something the mission (its notes, roster, briefing,
         reports so far) never mentions. Only for a knowledge that lists its ``passages``."""
         passages = getattr(self.knowledge, "passages", None)
         if passages is None:
             return []
-        vocabulary = set(_words(self.mission.model_dump_json(exclude={"script"})))
+        words = _words(self.mission.model_dump_json(exclude={"script"}))
         for passage in passages:
-            vocabulary.update(_words(passage.text))
-        unknown = []
-        for word in _words(question):
-            word = re.sub(r"'(s|ve|re|ll|d|t)$", "", word)  # commander's -> commander
-            if len(word) < 3 or word in _STOPWORDS or word in _GENERIC or word.isdigit():
-                continue
-            forms = {word, word.rstrip("s"), _SYNONYMS.get(word, word)}
-            if not forms & vocabulary:
-                unknown.append(word)
-        return unknown
+            words += _words(passage.text)
+        vocabulary = _Vocabulary(words)
+        return [word for word in self._topic_words(question)
+                if not word.isdigit() and not vocabulary.has(word)]
 
     def decide_report(self, event: MissionEvent) -> Decision | None:
         """A proactive report of a mission event, ``None`` if the operator need not hear it;
@@ -821,6 +851,16 @@ class Mind:
                 return f"{best} {more}"
         return best
 
+    def hedged(self, decision: Decision, *, unknown: bool = False) -> str:
+        """A hedged grounded reply for when the model gave nothing usable: that the notes do not
+        hold it (``unknown``: the model said so), or the best of the evidence, marked unsure."""
+        who = decision.verify_with or "your chain of command"
+        if decision.trigger == "report":
+            return decision.fallback
+        if unknown or not decision.evidence:
+            return f"I do not have that in the mission notes; check with {who}."
+        return self._fallback(replace(decision, hedge=True), missing=None, asr=1.0)
+
     def _report_fallback(self, event: MissionEvent, text: str, style: Style) -> str:
         sentences = _sentences(text)
         count = 1 if style == "brief" else 2
@@ -833,62 +873,74 @@ class Mind:
 
     # ------------------------------------------------------------------ prompt
 
-    def prompt(self, decision: Decision) -> list[tuple[str, str]]:
-        """Short chat messages for the LLM that phrases ``decision``: (role, content) pairs,
-        "system" then "human". Contents are literal text (not templates)."""
-        persona = self.mission.persona
-        system = [
-            f"You are {persona.name}, callsign {persona.callsign}: {persona.style}.",
-            _INTENT_RULES[decision.intent],
-            _STYLE_RULES[decision.style],
-        ]
-        if decision.intent in ("answer", "recommend", "report"):
-            system.append(
-                "Use only the facts below; if they do not answer, say you do not know and what "
-                "would verify it. Never invent a number, grid, time or callsign."
-            )
-        if decision.hedge:
-            who = decision.verify_with or "your chain of command"
-            system.append(f'You are not certain: begin with "I am not certain" and say to '
-                          f"verify with {who}.")
-        op, ctx = self.operator, self.context
+    def prompt(self, turn: str) -> list[tuple[str, str]]:
+        """The chat messages for the model: the stable prefix (system), the conversation so far,
+        then ``turn`` (from :meth:`turn_message`). (role, content) pairs of literal text."""
+        return [("system", self.prefix), *self.conversation.messages(), ("human", turn)]
+
+    def remember(self, turn: str, said: str) -> None:
+        """Add a finished turn to the conversation: its message and what the twin said."""
+        self.conversation.add(turn, said)
+
+    def turn_message(self, decision: Decision) -> str:
+        """The per-turn part of the prompt: the events the conversation does not hold yet (with
+        their facts), the operator's state, the policy's decision, and the question or the
+        event to report. Events it includes count as told from then on."""
+        ctx, op = self.context, self.operator
+        head = f"[{_clock(ctx.mission_time)}, phase: {ctx.phase_title}]"
+        lines = [head]
+        report_key = None
+        if decision.trigger == "report" and decision.evidence:
+            report_key = decision.evidence[0][0].id
+        for event in ctx.recent_events:
+            key = (event.kind, event.name, event.mission_time)
+            if key in self._told or event.kind not in ("inject", "knowledge", "phase_started"):
+                continue
+            self._told.add(key)
+            if report_key == f"event:{event.name or event.kind}":
+                continue  # the event to report is said below
+            lines.append(f"Event earlier: {self._event_line(event)}")
         state = op.stress()
-        line = (f"Operator: {op.callsign}, {op.name}, {op.role.lower()}, {op.expertise}"
-                + (f", stressed ({state})" if state else "") + ".")
-        if decision.style != "brief" and op.preferences:
-            line += " Prefers: " + "; ".join(op.preferences[:2]) + "."
-        mission = f"Phase: {ctx.phase_title} ({_clock(ctx.mission_time)})."
+        if state:
+            lines.append(f"The operator is under stress ({state}): keep it short and calm.")
+        if decision.trigger == "report":
+            lines.append(f"New event: {decision.evidence[0][0].text if decision.evidence else ''}"
+                         f" (from {decision.verify_with or 'the mission'})")
+            lines.append(f"Tell {op.callsign} about it: what happened and, where the mission's "
+                         "facts say so, what it means for us. " + _LENGTH[decision.style])
+            return "\n".join(lines)
         if decision.intent == "decline":
-            question = "(request not repeated: declined)"
-        elif decision.trigger == "report":
-            question = "Report the news above."
-        else:
-            question = f"Question: {decision.question}"
-        cut = (f"Your last reply was cut off before: \"{_trim(self.self_model.cut_off, 80)}\"."
-               if self.self_model.cut_off else "")
-        if self.self_model.history and decision.trigger == "question":
-            asked, said = self.self_model.history[-1]
-            cut = (f"Earlier: asked \"{_trim(asked, 60)}\", you said \"{_trim(said, 90)}\". "
-                   + cut).strip()
+            lines.append("The operator asked for something you decline (request not repeated).")
+            return "\n".join(lines)
+        how = {"answer": "Answer from the notes and events.",
+               "recommend": "Recommend what to do: apply the drill, procedure or limits in the "
+                            "notes to this situation, and say why.",
+               "clarify": "Ask the operator to say again; do not answer.",
+               "acknowledge": "Acknowledge in a few words."}.get(decision.intent, "")
+        if decision.intent == "recommend" and op.expertise == "novice":
+            how += " Give the options first, then your recommendation."
+        if self.self_model.cut_off:
+            lines.append(f"Your last reply was cut off before: "
+                         f"\"{_trim(self.self_model.cut_off, 120)}\"")
+        if not self.notes_in_prefix and decision.evidence:
+            query = spoken_numbers(decision.question)
+            lines.append("Notes that may help:\n" + "\n".join(
+                f"- {_best_sentences(passage.text, query, 300)}"
+                for passage, _ in decision.evidence))
+        lines.append(f"{op.callsign} asks: {spoken_numbers(decision.question)}")
+        lines.append(f"{how} {_LENGTH[decision.style]}".strip())
+        return "\n".join(lines)
 
-        def render(per_fact: int) -> list[tuple[str, str]]:
-            facts = []
-            if decision.intent in ("answer", "recommend", "report"):
-                query = spoken_numbers(decision.question)
-                for n, (passage, _) in enumerate(decision.evidence, 1):
-                    heading, _body_text = _body(passage.text)
-                    best = _best_sentences(passage.text, query, per_fact)
-                    facts.append(f"{n}. {heading + ': ' if heading else ''}{best}")
-            facts_text = "Facts:\n" + "\n".join(facts) if facts else "Facts: none."
-            human = "\n".join(part for part in (line, mission, cut, facts_text, question) if part)
-            return [("system", " ".join(system)), ("human", human)]
+    def _event_line(self, event: MissionEvent) -> str:
+        return (f"{_clock(event.mission_time)} {event.priority} from {self._event_source(event)}:"
+                f" {' '.join(event.text.split())}{_facts(event)}")
 
-        messages = render(260)
-        for per_fact in (200, 150, 110, 80):
-            if sum(len(content.split()) for _, content in messages) <= self.max_prompt_words:
-                break
-            messages = render(per_fact)
-        return messages
+
+_LENGTH: dict[str, str] = {
+    "brief": "One or two short sentences, bottom line first.",
+    "standard": "Two or three sentences, bottom line first.",
+    "explanatory": "Up to four sentences: bottom line first, then the reasons.",
+}
 
 
 def _facts(event: MissionEvent) -> str:

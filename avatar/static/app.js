@@ -144,11 +144,15 @@ function handle(msg) {
     case "actor_error": consoleView.actorError(msg); break;
     case "turn_latency": consoleView.latency(msg); break;
     case "video_thumbnail": consoleView.thumbnail(msg); break;
-    case "ack": test.acks.push(msg); toast(`Sent: ${msg.command.replace("_", " ")}`); break;
+    case "ack":
+      test.acks.push(msg);
+      if (msg.op === "say") consoleView.said(msg);
+      else toast(`Sent: ${msg.command.replace("_", " ")}`);
+      break;
     case "pong": test.pongs.push({ t: msg.t, at: receivedAt, size: msg.pad.length }); break;
     case "error":
       test.errors.push(msg);
-      if (!refused) toast(`Refused: ${msg.message}`);
+      if (!refused && !consoleView.sayRefused(msg)) toast(`Refused: ${msg.message}`);
       break;
     default: break;
   }

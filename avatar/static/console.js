@@ -1,6 +1,8 @@
 // The console beside the face: mission (clock, phase, objectives, events, trainer controls),
 // the operator's state (emotion, valence/arousal, each modality's part, trend), the live
-// transcript and the latency of each turn. It only renders what the gateway sends.
+// transcript (with a box to type to the twin on the operator and trainer pages) and the latency
+// of each turn. It only renders what the gateway sends: a typed line appears when its
+// transcript comes back from the bus, like a spoken one.
 
 const $ = (id) => document.getElementById(id);
 
@@ -31,9 +33,15 @@ export class Console {
     this.replies = new Map(); // turn -> {li, text}
     this.vaTrail = [];
     this.endArmed = false;
+    this.sayPending = null; // the text of the last "say" not yet acknowledged or refused
     for (const button of document.querySelectorAll("#controls button")) {
       button.addEventListener("click", () => this.command(button.dataset.command));
     }
+    // A form: Enter in the box and the Send button both submit it
+    $("say").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.say();
+    });
   }
 
   reset(welcome) {
@@ -57,6 +65,9 @@ export class Console {
     }
     const trainer = welcome.can.includes("control");
     $("controls").hidden = !trainer;
+    $("say").hidden = !welcome.can.includes("say");
+    this.sayPending = null;
+    this.sayError("");
     if (trainer && mission) {
       for (const inject of mission.injects) {
         const option = node("option", "", `${inject.id} (${inject.priority})`);
@@ -79,6 +90,38 @@ export class Console {
     this.disarm();
     const argument = name === "inject" ? $("inject-select").value : name === "end" ? "ended by the trainer" : "";
     this.send({ op: "control", command: name, argument });
+  }
+
+  // Typed words for the twin; the gateway checks them (empty, too long) and says why it refuses
+  say() {
+    const text = $("say-text").value;
+    this.sayError("");
+    if (!this.send({ op: "say", text })) {
+      this.sayError("Not connected to the twin: try again in a moment.");
+      return;
+    }
+    this.sayPending = text;
+  }
+
+  said() {
+    // Accepted: clear the box unless something else has been typed since
+    if (this.sayPending !== null && $("say-text").value === this.sayPending) $("say-text").value = "";
+    this.sayPending = null;
+  }
+
+  // An error frame about the text box is shown beside it (true), anything else is not (false)
+  sayRefused(error) {
+    if (error.op !== "say" && !(error.op === undefined && this.sayPending !== null)) return false;
+    this.sayPending = null;
+    this.sayError(error.message);
+    return true;
+  }
+
+  sayError(text) {
+    const box = $("say-error");
+    box.textContent = text;
+    box.hidden = !text;
+    $("say-text").setAttribute("aria-invalid", text ? "true" : "false");
   }
 
   disarm() {
@@ -148,6 +191,13 @@ export class Console {
   }
 
   transcript(msg) {
+    if (msg.typed) { // whole at once: no partials
+      const li = node("li", "operator final typed");
+      li.appendChild(node("span", "who", "Operator · typed"));
+      li.appendChild(node("span", "text", msg.text));
+      this.append(li);
+      return;
+    }
     const key = msg.turn;
     let li = this.partials.get(key);
     if (!li) {

@@ -297,6 +297,42 @@ def test_the_operator_can_speak_through_the_browser_microphone(
 def test_the_viewer_has_no_microphone_button(live: LiveSession, chromium_page: Any) -> None:
     open_page(chromium_page, live.links["viewer"])
     assert chromium_page.locator("#mic").is_hidden()
+    assert chromium_page.locator("#say").is_hidden()  # nor a box to type to the twin
+
+
+def test_the_operator_types_a_question_and_it_reaches_the_bus_as_a_typed_transcript(
+        live: LiveSession, chromium_page: Any) -> None:
+    page = chromium_page
+    open_page(page, live.links["operator"])
+    box = page.locator("#say-text")
+    assert box.is_visible() and page.locator("#say-send").is_visible()
+
+    # Nothing typed: the gateway refuses it and the page says why beside the box
+    page.locator("#say-send").click()
+    wait_until(page, "!document.getElementById('say-error').hidden", 10)
+    assert "nothing to send" in page.locator("#say-error").inner_text()
+    assert page.locator("#toast").is_hidden()  # said beside the box, not in a toast
+
+    question = "What is our fuel state across the package?"
+    box.fill(question)
+    box.press("Enter")
+    wait_until(page, "window.__twinTest.state().acks.some((a) => a.op === 'say')", 10)
+    wait_until(page, "document.getElementById('say-text').value === ''", 5)  # sent: cleared
+    assert page.locator("#say-error").is_hidden()
+
+    # On the bus (read back from the session log, which records everything on it)
+    deadline = time.monotonic() + 10
+    while not (typed := [m for m in live.log("transcript") if isinstance(m, Transcript)]):
+        assert time.monotonic() < deadline, "no transcript in the session log"
+        time.sleep(0.1)
+    assert [(m.text, m.final, m.typed, m.speaker, m.turn, m.source) for m in typed] == [
+        (question, True, True, "operator", None, "avatar")]  # once, and not the empty one
+
+    # On the page, from the bus: an operator line marked as typed
+    line = wait_until(page, """(() => { const li = document.querySelector(
+        '#transcript li.operator.typed'); return li && li.innerText; })()""", 10)
+    assert question in line and "typed" in line.lower()
+    assert page.twin_errors == []
 
 
 def test_suspended_sound_shows_click_to_enable_and_a_click_brings_it_back(

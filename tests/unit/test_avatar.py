@@ -26,11 +26,13 @@ from avatar.hub import Client, Hub, OutFrame
 from avatar.protocol import (
     CLOSE_UNAUTHORIZED,
     GATEWAY_FRAMES,
+    MAX_SAY_CHARS,
     Audio,
     Control,
     Hello,
     Ping,
     ProtocolError,
+    Say,
     parse,
 )
 from twin.actor import SessionInfo
@@ -88,6 +90,8 @@ def test_only_the_trainer_steers_and_only_the_operator_speaks() -> None:
     assert Access.may("trainer", "control") and not Access.may("trainer", "audio")
     assert Access.may("operator", "audio") and not Access.may("operator", "control")
     assert not Access.may("viewer", "control") and not Access.may("viewer", "audio")
+    assert Access.may("operator", "say") and Access.may("trainer", "say")  # both type
+    assert not Access.may("viewer", "say")
     assert all(Access.may(role, "ping") and Access.may(role, "hello") for role in ROLES)
 
 
@@ -101,6 +105,9 @@ def test_parse_accepts_each_kind_of_frame() -> None:
     assert parse(f'{{"op": "audio", "pcm": "{pcm}", "start": 0.5}}', 1000) == Audio(
         pcm=b"\x01\x00" * 10, start=0.5)
     assert parse('{"op": "ping", "t": 1.5, "pad": 10}', 1000) == Ping(t=1.5, pad=10)
+    assert parse('{"op": "say", "text": "  fuel state?\\n"}', 1000) == Say(text="fuel state?")
+    assert parse(json.dumps({"op": "say", "text": "x" * MAX_SAY_CHARS}), 1000) == Say(
+        text="x" * MAX_SAY_CHARS)
 
 
 @pytest.mark.parametrize(("data", "code", "words"), [
@@ -123,6 +130,20 @@ def test_parse_refuses_bad_frames_saying_why(data: str | bytes | None, code: str
     with pytest.raises(ProtocolError) as caught:
         parse(data, 1024)
     assert caught.value.code == code
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("", "nothing to send"),
+    ("  \t\n ", "nothing to send"),
+    ("x" * (MAX_SAY_CHARS + 1), f"{MAX_SAY_CHARS + 1} characters long; the twin takes at most "
+                                f"{MAX_SAY_CHARS}"),
+])
+def test_typed_text_that_is_empty_or_too_long_is_refused_saying_why(text: str,
+                                                                    words: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse(json.dumps({"op": "say", "text": text}), 4096)
+    assert (caught.value.code, caught.value.op) == ("malformed", "say")
     assert words in str(caught.value)
 
 
@@ -272,13 +293,14 @@ def test_welcome_tells_the_role_what_it_may_do_and_hides_injects_from_the_operat
             async with live.socket("trainer") as ws:
                 welcome = await recv(ws)
                 assert welcome["type"] == "welcome" and welcome["role"] == "trainer"
-                assert welcome["can"] == ["control"]
+                assert welcome["can"] == ["control", "say"]
                 assert [i["id"] for i in welcome["mission"]["injects"]] == [
                     i.id for i in mission.injects]
                 assert welcome["visemes"]["aa"]["jawOpen"] > welcome["visemes"]["PP"]["jawOpen"]
             async with live.socket("operator") as ws:
                 welcome = await recv(ws)
-                assert welcome["can"] == ["audio"] and welcome["mission"]["injects"] == []
+                assert welcome["can"] == ["audio", "say"]
+                assert welcome["mission"]["injects"] == []
             async with live.socket("viewer") as ws:
                 assert (await recv(ws))["can"] == []
 
@@ -350,11 +372,54 @@ def test_the_operator_microphone_becomes_audio_frames_when_allowed(mission: Miss
                 assert (await recv(ws, "error"))["code"] == "forbidden"
         async with live_gateway(mission, microphone=False) as live:
             async with live.socket("operator") as ws:
-                assert (await recv(ws, "welcome"))["can"] == []
+                assert (await recv(ws, "welcome"))["can"] == ["say"]
                 await ws.send(frame)
                 error = await recv(ws, "error")
                 assert error["code"] == "forbidden" and "microphone" in error["message"]
             assert not live.harness.probe.messages(AudioFrame)
+
+    run(scenario())
+
+
+def test_operators_and_trainers_type_to_the_twin_and_viewers_cannot(mission: Mission) -> None:
+    async def scenario() -> None:
+        async with live_gateway(mission) as live:
+            for role in ("operator", "trainer"):
+                async with live.socket(role) as ws:
+                    await recv(ws, "welcome")
+                    said = f"{role}: fuel state?"
+                    await ws.send(json.dumps({"op": "say", "text": f" {said} "}))
+                    # The ack, and the transcript back from the bus (what the page shows), in
+                    # either order; a late page also gets the lines typed before it joined
+                    seen: dict[str, dict[str, Any]] = {}
+                    while len(seen) < 2:
+                        got = await recv(ws)
+                        if got["type"] in ("ack", "transcript") and got.get("text") == said:
+                            seen[got["type"]] = got
+                    assert seen["ack"]["op"] == "say" and seen["transcript"]["typed"] is True
+
+                    def is_said(message: Transcript, text: str = said) -> bool:
+                        return message.text == text
+
+                    typed = await live.wait_on_bus(Transcript, is_said)
+                    assert (typed.final, typed.typed, typed.speaker, typed.turn,
+                            typed.source) == (True, True, "operator", None, "avatar")
+                    for text, words in (("   ", "nothing to send"),
+                                        ("x" * 501, "at most 500")):
+                        await ws.send(json.dumps({"op": "say", "text": text}))
+                        error = await recv(ws, "error")
+                        assert (error["code"], error["op"]) == ("malformed", "say")
+                        assert words in error["message"]
+            async with live.socket("viewer") as ws:
+                await recv(ws, "welcome")
+                await ws.send(json.dumps({"op": "say", "text": "let me in"}))
+                error = await recv(ws, "error")
+                assert (error["code"], error["op"]) == ("forbidden", "say")
+                assert "viewer" in error["message"]
+                await ws.send(json.dumps({"op": "ping", "t": 3}))  # still connected
+                assert (await recv(ws, "pong"))["t"] == 3
+            assert [m.text for m in live.harness.probe.messages(Transcript)] == [
+                "operator: fuel state?", "trainer: fuel state?"]  # nothing refused published
 
     run(scenario())
 

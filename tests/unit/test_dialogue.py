@@ -13,7 +13,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 import actors.dialogue as dialogue_module
-from actors.dialogue import Dialogue, ungrounded
+from actors.dialogue import _NOT_IN_NOTES, Dialogue, _repeats
 from twin.actor import SessionInfo
 from twin.config import load_mission
 from twin.messages import (
@@ -64,8 +64,10 @@ class RecordingChat(GenericFakeChatModel):
         return super()._stream(messages, *args, **kwargs)
 
 
-def make(monkeypatch: pytest.MonkeyPatch, replies: list[str] | Exception) -> Dialogue:
-    def fake_chat(settings: Any) -> Any:
+def make(monkeypatch: pytest.MonkeyPatch, replies: list[str] | Exception,
+         **settings: Any) -> Dialogue:
+    """The actor with a fake chat model; the first reply is read by the warm-up."""
+    def fake_chat(chat: Any) -> Any:
         if isinstance(replies, Exception):
             error = replies
 
@@ -79,7 +81,7 @@ def make(monkeypatch: pytest.MonkeyPatch, replies: list[str] | Exception) -> Dia
     monkeypatch.setattr(dialogue_module, "chat_model", fake_chat)
     monkeypatch.setattr(Dialogue, "_load_knowledge", lambda self: FakeKnowledge())
     RecordingChat.seen = []
-    return Dialogue({"reports": True}, name="dialogue",
+    return Dialogue({"reports": True, **settings}, name="dialogue",
                     session=SessionInfo(id="test", mission=MISSION))
 
 
@@ -95,11 +97,17 @@ def replies_of(harness: Harness, turn: int) -> list[TwinUtterance]:
     return [m for m in harness.probe.messages(TwinUtterance) if m.turn == turn]
 
 
-def test_decision_first_then_grounded_sentences_and_an_invented_value_is_cut(
+def roles_and_texts(messages: Any) -> list[tuple[str, str]]:
+    """A prompt the fake model was given, as (type, text) pairs."""
+    return [(message.type, str(message.content)) for message in messages]
+
+
+def test_decision_first_then_checked_sentences_and_an_invented_value_is_dropped(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # warm-up reply, then the answer: one grounded sentence, then one with an invented value
-    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz. "
-                               "Switch to 51.2 MHz at CEDAR."])
+    # phrase (the default): the model writes the reply; the sentence with an invented value is
+    # dropped and the next good one is still spoken
+    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz. Switch to 51.2 MHz "
+                               "at CEDAR. The alternate is 46.900 MHz."])
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
@@ -110,15 +118,60 @@ def test_decision_first_then_grounded_sentences_and_an_invented_value_is_cut(
             assert kinds[0] is TwinDecision  # the decision is on the bus before any sentence
             decision = harness.probe.messages(TwinDecision)[0]
             assert decision.intent == "answer" and decision.evidence[0].id == "comms#1"
-            texts = [m.text for m in replies_of(harness, 1)]
-            assert "44.175" in texts[0]  # the grounded sentence first
-            assert not any("51.2" in text for text in texts)  # the invented value never spoken
-            assert [m.index for m in replies_of(harness, 1)] == list(range(len(texts)))
+            assert not decision.hedge
+            replies = replies_of(harness, 1)
+            texts = [m.text for m in replies]
+            assert texts == ["The troop net is on 44.175 MHz.", "The alternate is 46.900 MHz.",
+                             ""]  # the model's checked sentences, then the end of the reply
+            assert [m.index for m in replies] == list(range(len(texts)))
             rejected = [m for m in harness.probe.messages(Metric)
                         if m.name == "dialogue_sentences_rejected"]
             assert rejected and "51.2" in rejected[0].labels["why"]
-            prompt = " ".join(str(m.content) for m in RecordingChat.seen[-1])
-            assert "44.175" in prompt and "What frequency" in prompt
+            assert not [m for m in harness.probe.messages(Metric) if m.name == "dialogue_hedged"]
+            # the warm-up read the same stable prefix the answer's prompt starts with
+            warm, answer = (roles_and_texts(m) for m in RecordingChat.seen)
+            assert warm[0] == answer[0] and warm[0] == ("system", actor.mind.prefix)
+            assert answer[-1][0] == "human" and "What frequency is the troop net on?" in \
+                answer[-1][1]
+            ready = [m for m in harness.probe.messages(Metric) if m.name == "dialogue_ready_s"]
+            assert len(ready) == 1 and ready[0].labels["warm"] == "true"
+            assert ready[0].labels["notes"] == "all"
+
+    run(scenario())
+
+
+def test_the_model_saying_the_notes_do_not_hold_it_becomes_a_hedge(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "I do not have that in the mission notes."])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("What frequency is the troop net on?", 1))
+            final = await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            assert [m.text for m in replies_of(harness, 1)] == [final.text]
+            assert final.text.startswith("I do not have that in the mission notes; check with ")
+            assert final.confidence <= 0.3
+            hedged = [m for m in harness.probe.messages(Metric) if m.name == "dialogue_hedged"]
+            assert hedged and hedged[0].labels["why"] == "the model found no answer in the notes"
+
+    run(scenario())
+
+
+def test_a_reply_with_no_sentence_that_passes_is_a_hedged_grounded_reply(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "Switch to 51.2 MHz now. Then call VIPER on the net."])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("What frequency is the troop net on?", 1))
+            final = await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            spoken = " ".join(m.text for m in replies_of(harness, 1))
+            assert "51.2" not in spoken and "VIPER" not in spoken
+            assert spoken.startswith("I am not certain.") and "44.175" in spoken
+            assert final.confidence <= 0.3
+            rejected = [m for m in harness.probe.messages(Metric)
+                        if m.name == "dialogue_sentences_rejected"]
+            assert "51.2" in rejected[0].labels["why"] and "VIPER" in rejected[0].labels["why"]
 
     run(scenario())
 
@@ -129,6 +182,8 @@ def test_a_failing_model_gives_the_grounded_reply_never_silence(
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
+            ready = await harness.wait_for(Metric, lambda m: m.name == "dialogue_ready_s")
+            assert ready.labels["warm"] == "false"  # the warm-up failed quietly
             await harness.send(question("What frequency is the troop net on?", 2))
             final = await harness.wait_for(TwinUtterance, lambda m: m.turn == 2 and m.final)
             spoken = " ".join(m.text for m in replies_of(harness, 2))
@@ -139,9 +194,29 @@ def test_a_failing_model_gives_the_grounded_reply_never_silence(
     run(scenario())
 
 
-def test_the_model_waits_for_the_grounded_sentence_to_be_voiced(
+def test_the_next_prompt_extends_the_previous_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz.",
+                               "The alternate is 46.900 MHz."])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("What frequency is the troop net on?", 1))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            await harness.send(question("And if it drops out?", 2))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 2 and m.final)
+            first, second = (roles_and_texts(m) for m in RecordingChat.seen[1:])
+            assert second[: len(first)] == first  # the same prefix and first turn, then more
+            assert second[len(first)] == ("ai", "The troop net is on 44.175 MHz.")
+            assert second[-1][0] == "human" and "And if it drops out?" in second[-1][1]
+            assert len(second) == len(first) + 2
+
+    run(scenario())
+
+
+def test_extend_the_model_waits_for_the_grounded_sentence_to_be_voiced(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz."])
+    actor = make(monkeypatch, ["Ready.", "Users are BULLDOG 0 to 5. Switch to 51.2 MHz."],
+                 llm_role="extend")
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
@@ -149,6 +224,7 @@ def test_the_model_waits_for_the_grounded_sentence_to_be_voiced(
             warm = len(RecordingChat.seen)
             await harness.send(question("What frequency is the troop net on?", 1))
             first = await harness.wait_for(TwinUtterance, lambda m: m.turn == 1)
+            assert "44.175" in first.text  # the policy's grounded sentence first
             await asyncio.sleep(0.3)
             assert len(RecordingChat.seen) == warm  # the voice first: no prompt yet
             await harness.send(Speech(text=first.text, index=0, final=False, pcm=b"\0\0",
@@ -156,12 +232,15 @@ def test_the_model_waits_for_the_grounded_sentence_to_be_voiced(
             await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final,
                                    timeout=0.5)  # well inside speech_wait_s (1 s)
             assert len(RecordingChat.seen) == warm + 1
+            texts = [m.text for m in replies_of(harness, 1)]
+            assert not any("51.2" in text for text in texts)  # the invented value cut
 
     run(scenario())
 
 
-def test_a_report_waits_while_the_operator_speaks(monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready."])
+def test_a_flash_report_waits_while_the_operator_speaks_then_goes_first_unphrased(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "A phrased report would go here."])
     inject = next(i for i in MISSION.injects if i.priority == "flash")
 
     async def scenario() -> None:
@@ -169,29 +248,36 @@ def test_a_report_waits_while_the_operator_speaks(monkeypatch: pytest.MonkeyPatc
             await harness.send(SpeechStarted(at=1.0, turn=3), source="speech")
             await harness.send(MissionEvent(kind="inject", mission=MISSION.name,
                                             mission_time=inject.at, name=inject.id,
-                                            text=inject.text, priority="flash"))
+                                            text=inject.text, priority="flash",
+                                            facts=list(inject.facts)))
             await asyncio.sleep(0.3)
             assert harness.probe.messages(TwinUtterance) == []  # not over the operator
             await harness.send(SpeechEnded(at=2.0, duration=1.0, turn=3), source="speech")
             report = await harness.wait_for(TwinUtterance, lambda m: m.intent == "report")
             assert report.turn is not None and report.turn > dialogue_module.REPORT_TURNS
-            assert report.expression == "urgent"
+            assert report.expression == "urgent" and report.final
+            assert report.text.startswith("Flash.")  # the policy's short report, at once
+            assert len(RecordingChat.seen) == 1  # the warm-up only: no model for a flash
 
     run(scenario())
 
 
+ROUTINE = next(i for i in MISSION.injects if i.priority == "routine")
+ROUTINE_REPORT = "Dust from about 1000 local cuts visibility to 300-500 m until at least 1300."
+
+
 async def hold_a_routine_report(harness: Harness) -> None:
     """The operator speaks (turn 3) while a routine inject comes in; their turn ends."""
-    inject = next(i for i in MISSION.injects if i.priority != "flash")
     await harness.send(SpeechStarted(at=1.0, turn=3), source="speech")
     await harness.send(MissionEvent(kind="inject", mission=MISSION.name, mission_time=3.0,
-                                    name=inject.id, text=inject.text, priority=inject.priority))
+                                    name=ROUTINE.id, text=ROUTINE.text,
+                                    priority=ROUTINE.priority, facts=list(ROUTINE.facts)))
     await harness.send(SpeechEnded(at=2.0, duration=1.0, turn=3), source="speech")
 
 
 def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready."])
+    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz.", ROUTINE_REPORT])
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
@@ -199,17 +285,20 @@ def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
             await asyncio.sleep(0.2)  # the transcript comes a little after the turn's end
             await harness.send(Transcript(text="What is the troop net frequency?", final=True,
                                           turn=3), source="speech")
-            await harness.wait_for(TwinUtterance, lambda m: m.intent == "report")
+            report = await harness.wait_for(TwinUtterance, lambda m: m.intent == "report")
             first = [m for m in harness.probe.messages(TwinUtterance) if m.index == 0]
             assert first[0].turn == 3 and first[0].intent == "answer"
             assert first[1].intent == "report"
+            # a routine report is phrased by the model, checked against the event's facts
+            assert report.text == ROUTINE_REPORT
+            assert "New event:" in str(RecordingChat.seen[-1][-1].content)
 
     run(scenario())
 
 
 def test_a_held_report_is_said_anyway_when_no_transcript_comes(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready."])
+    actor = make(monkeypatch, ["Ready.", ROUTINE_REPORT])
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
@@ -222,9 +311,26 @@ def test_a_held_report_is_said_anyway_when_no_transcript_comes(
     run(scenario())
 
 
-def test_ungrounded_rules() -> None:
-    grounds = "Troop net: Primary 44.175 MHz; users BULLDOG 0 to 5."
-    assert ungrounded("The troop net is 44.175 MHz.", grounds) is None
-    assert "51.2" in (ungrounded("Use 51.2 MHz.", grounds) or "")
-    assert ungrounded("Satellites orbit the International Space Organisation.", grounds)
-    assert ungrounded("Troop net primary.", grounds, already=["The troop net primary"])
+def test_without_model_reports_a_report_is_spoken_from_the_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", ROUTINE_REPORT], model_reports=False)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(MissionEvent(kind="inject", mission=MISSION.name,
+                                            mission_time=3.0, name=ROUTINE.id,
+                                            text=ROUTINE.text, priority=ROUTINE.priority))
+            report = await harness.wait_for(TwinUtterance, lambda m: m.intent == "report")
+            assert report.final and report.text.startswith("Met update:")
+            assert len(RecordingChat.seen) == 1  # the warm-up only
+
+    run(scenario())
+
+
+def test_the_model_saying_so_and_repeats() -> None:
+    for said in ["I do not have that in the mission notes.", "I don't have the grid in my "
+                 "notes.", "That is not in the notes."]:
+        assert _NOT_IN_NOTES.search(said), said
+    assert not _NOT_IN_NOTES.search("The notes say the troop net is 44.175 MHz.")
+    assert _repeats("Troop net primary.", ["The troop net primary"])
+    assert _repeats("Troop net alternate.", ["The troop net primary"]) is None

@@ -1,0 +1,165 @@
+"""The checker: every value a sentence of the twin states must come from what it may know.
+
+A *value* is what an operator acts on and a model readily invents: a number (figures or spelled
+out: "two hundred" is 200, "four nine three zero" is 4930), so also a grid, a time and a
+frequency, which are numbers; a callsign or codeword (a word written in capitals, and a
+numbered name like ``BULLDOG 7``); and a name (a capitalised word inside a sentence that is not
+an ordinary word). :class:`Grounds` holds everything the twin may state — the mission notes and
+file, the events so far with their facts, the operator's own words — and
+:meth:`Grounds.check` says why a sentence states something else, or ``None``.
+
+The check is by value, not by meaning: "200 m cordon" passes wherever the notes say 200, and a
+grid with one digit changed fails because its half is in no note. It is a guard against
+invention, not a proof of a right answer; the policy and the prompt do the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["Grounds", "figures", "numbers"]
+
+_UNITS = {
+    "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "niner": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19,
+}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+_SCALES = {"hundred": 100, "thousand": 1000}
+_NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, *_SCALES, "point", "decimal"], key=len,
+                               reverse=True))
+_RUN_RE = re.compile(
+    rf"\b(?:{_NUMBER_WORD})(?:(?:[\s-]+|(?<=hundred)\s+and\s+|(?<=thousand)\s+and\s+)"
+    rf"(?:{_NUMBER_WORD}))*\b", re.IGNORECASE)
+_NUMBER_RE = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
+def _spoken_value(words: list[str]) -> str | None:
+    """Figures for a run of number words: digit by digit ("four nine three zero" -> 4930),
+    or as a quantity ("two hundred and fifty" -> 250); "point" / "decimal" give a decimal."""
+    if "point" in words or "decimal" in words:
+        cut = next(i for i, w in enumerate(words) if w in ("point", "decimal"))
+        whole, fraction = _spoken_value(words[:cut]), _spoken_value(words[cut + 1:])
+        if whole is None or fraction is None:
+            return whole
+        return f"{whole}.{fraction}"
+    words = [w for w in words if w != "and"]
+    if not words:
+        return None
+    if len(words) > 1 and all(w in _UNITS and _UNITS[w] < 10 for w in words):
+        digits = "".join(str(_UNITS[w]) for w in words)  # read digit by digit
+        if len(digits) >= 6 and len(digits) % 2 == 0:  # a grid: its two halves
+            return f"{digits[: len(digits) // 2]} {digits[len(digits) // 2:]}"
+        return digits
+    total, current = 0, 0
+    for word in words:
+        if word in _UNITS:
+            current += _UNITS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word in _SCALES:
+            current = max(current, 1) * _SCALES[word]
+            if word == "thousand":
+                total, current = total + current, 0
+    return str(total + current)
+
+
+def figures(text: str) -> str:
+    """``text`` with its spelled-out numbers written as figures."""
+
+    def replace(match: re.Match[str]) -> str:
+        words = re.findall(r"[a-z]+", match.group(0).lower())
+        if words in (["oh"], ["point"], ["decimal"]):
+            return match.group(0)
+        value = _spoken_value(words)
+        return value if value is not None else match.group(0)
+
+    return _RUN_RE.sub(replace, text)
+
+
+def _normal_number(token: str) -> str:
+    """One spelling per number: no thousands commas, "11:30" -> "1130", no trailing decimal
+    zeros ("9.0" -> "9", "46.900" -> "46.9")."""
+    token = token.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", token) else token
+    token = token.replace(":", "") if re.fullmatch(r"\d{1,2}:\d{2}", token) else token
+    if re.fullmatch(r"\d+\.\d+", token):
+        token = token.rstrip("0").rstrip(".")
+    return token
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers ``text`` states (spelled-out ones too), each in one normal spelling; a list
+    such as "1,2" is two numbers."""
+    found: list[str] = []
+    for token in _NUMBER_RE.findall(figures(text)):
+        if re.fullmatch(r"\d{1,3}(,\d{3})+", token) or "," not in token:
+            found.append(_normal_number(token))
+        else:
+            found += [_normal_number(part) for part in token.split(",") if part]
+    return found
+
+
+_CAPS_RE = re.compile(r"\b[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*\b")  # BULLDOG, CP3, MHZ-less acronyms
+_NUMBERED_RE = re.compile(r"\b([A-Z][A-Za-z]*)[ -](\d+[A-Z]?)\b")
+_TITLE_RE = re.compile(r"[A-Z][a-z]+(?:'s)?")
+_TOKEN_RE = re.compile(r"\S+")
+
+
+def _inner_titles(text: str) -> list[str]:
+    """Capitalised words that do not start a sentence, a clause after a colon, or a quote."""
+    found: list[str] = []
+    starts = True
+    for token in _TOKEN_RE.findall(text):
+        core = token.strip("\"'()[],;")
+        if not starts and _TITLE_RE.fullmatch(core) and token[:1] not in "\"'(":
+            found.append(core)
+        starts = token.endswith((".", "!", "?", ":", '."', "?\"", ".'"))
+    return found
+_WORD_RE = re.compile(r"[a-z0-9]+")
+
+
+class Grounds:
+    """What the twin may state: texts added as the session goes on, indexed by value."""
+
+    def __init__(self, texts: Iterable[str] = (), *, common_words: Iterable[str] = ()) -> None:
+        self.numbers: set[str] = set()
+        self.words: set[str] = set()
+        self.caps: set[str] = set()
+        self.numbered: set[str] = set()
+        self.common = {word.lower() for word in common_words}
+        for text in texts:
+            self.add(text)
+
+    def add(self, text: str) -> None:
+        """Let the twin state what ``text`` states."""
+        text = figures(text)
+        self.numbers.update(numbers(text))
+        self.words.update(_WORD_RE.findall(text.lower()))
+        self.caps.update(token.lower() for token in _CAPS_RE.findall(text))
+        for name, number in _NUMBERED_RE.findall(text):
+            if name.isupper():
+                self.numbered.add(f"{name.lower()} {_normal_number(number).lower()}")
+
+    def check(self, sentence: str) -> str | None:
+        """Why ``sentence`` is not grounded (the values it states that nothing here holds),
+        or ``None``."""
+        text = figures(sentence)
+        invented: list[str] = [n for n in dict.fromkeys(numbers(text)) if n not in self.numbers]
+        for name, number in _NUMBERED_RE.findall(text):
+            if name.lower() in self.caps and name.isupper():
+                pair = f"{name.lower()} {_normal_number(number).lower()}"
+                if pair not in self.numbered and number not in invented:
+                    invented.append(f"{name} {number}")
+        for token in _CAPS_RE.findall(text):
+            if token.lower() not in self.caps and token.lower() not in self.words:
+                invented.append(token)
+        for word in _inner_titles(text):
+            plain = word.lower().removesuffix("'s")
+            if plain not in self.words and plain not in self.common:
+                invented.append(word)
+        if invented:
+            return f"states {', '.join(dict.fromkeys(invented))}, which nothing it knows holds"
+        return None

@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml scripts/system-packages.sh scripts/llama-cpu.sh
 
 models: $(STAMP)
 	@$(BIN)/twin models fetch --config $(CONFIG)
+	@$(BIN)/twin models fetch --config configs/test.yaml  # the session tests' smaller mind
 	@$(BIN)/twin models fetch face-landmarker fer-emotion pose-landmarker  # --video / --camera
 
 run: setup

@@ -35,6 +35,8 @@ class ChatSettings(BaseModel):
                              "holding the key (a local server accepts any)")
     max_tokens: int = Field(160, ge=8, le=1024)
     temperature: float = Field(0.2, ge=0, le=2)
+    repeat_penalty: float = Field(1.0, ge=1, le=2, description="llamacpp: above 1 penalises "
+                                  "tokens already in the prompt: the notes' own figures too")
     n_threads: int = Field(2, ge=1)
     n_ctx: int = Field(8192, ge=256, description="llamacpp: the context in tokens (the mission's "
                        "notes are read whole into the prompt when they fit)")
@@ -49,7 +51,10 @@ def chat_model(settings: ChatSettings) -> Any:
         return ChatLlamaCpp(
             model_path=str(gguf_path(settings.model)), n_ctx=settings.n_ctx,
             n_threads=settings.n_threads, n_batch=256, max_tokens=settings.max_tokens,
-            temperature=settings.temperature, repeat_penalty=1.15, top_p=0.9,
+            temperature=settings.temperature, repeat_penalty=settings.repeat_penalty, top_p=0.9,
+            # 0: the model's own RoPE (ChatLlamaCpp's 10000 breaks long prompts on Qwen2.5,
+            # whose base is 1e6, and on SmolLM2)
+            rope_freq_base=0.0, rope_freq_scale=0.0,
             streaming=True, verbose=False)
     if settings.backend == "openai":
         from langchain_openai import ChatOpenAI
@@ -119,7 +124,8 @@ class PrefixCache:
         model = Path(llm.model_path)
         stat = model.stat()
         digest = hashlib.sha256(
-            f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{llm.n_ctx()}|{prefix}"
+            f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{llm.n_ctx()}|"
+            f"{llm.context_params.rope_freq_base}|{prefix}"
             .encode()).hexdigest()[:32]
         return self.folder / f"{digest}.llama-state"
 

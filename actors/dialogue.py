@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar, Literal
@@ -104,6 +105,13 @@ def notes_budget_chars(chat: ChatSettings) -> int | None:
     return max(0, (chat.n_ctx - chat.max_tokens - 2500) * 3)
 
 
+def conversation_chars(chat: ChatSettings, prefix: str) -> int:
+    """How much conversation fits a local model's context after ``prefix``, the turn and the
+    reply (characters; about 3 a token, the prefix's about 3.2)."""
+    tokens = chat.n_ctx - chat.max_tokens - 600 - len(prefix) / 3.2
+    return max(1500, int(tokens * 3))
+
+
 def _common_words(knowledge: Any) -> set[str]:
     """Ordinary English words (the embedding model's whole-word vocabulary), so that a
     capitalised "Sergeant" is not taken for an invented name."""
@@ -147,6 +155,7 @@ class Dialogue(Actor):
         self.mind: Mind | None = None
         self.chain: Any = None
         self._chat: Any = None  # the chat model inside the chain
+        self._model_lock = threading.Lock()  # one generation (or state load/save) at a time
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
         self._deferred: list[Decision] = []
         self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
@@ -176,6 +185,8 @@ class Dialogue(Actor):
         self.mind = Mind(mission, knowledge, operator=self.config.operator,
                          confidence_threshold=self.config.confidence_threshold,
                          notes_budget_chars=notes_budget_chars(chat))
+        if chat.backend == "llamacpp":  # the conversation gets what the prefix leaves
+            self.mind.conversation.max_chars = conversation_chars(chat, self.mind.prefix)
         self.grounds = Grounds([self.mind.prefix, *(text for _, text in read_notes(
             mission.knowledge))], common_words=_common_words(knowledge))
         await self._warm_up()
@@ -207,14 +218,21 @@ class Dialogue(Actor):
         llm = getattr(self._chat, "client", None)  # a local llama.cpp model
         cache = PrefixCache() if llm is not None and hasattr(llm, "n_ctx") else None
         loaded = warm = False
+        def locked(call: Any, *args: Any) -> Any:
+            with self._model_lock:
+                return call(*args)
+
         with contextlib.suppress(Exception):
-            loaded = cache is not None and await asyncio.to_thread(cache.load, llm, prefix)
+            loaded = cache is not None and await asyncio.to_thread(locked, cache.load, llm,
+                                                                   prefix)
         with contextlib.suppress(Exception):  # a cold model only costs the first reply time
             async with asyncio.timeout(self.config.warm_up_s):
-                await self._generate(self.mind.prompt("Say ready.")).__anext__()
+                reply = self._generate(self.mind.prompt("Say ready."))
+                await reply.__anext__()  # the first token: the prefix is read
+                await reply.aclose()  # type: ignore[attr-defined]
             warm = True
             if cache is not None and not loaded:
-                await asyncio.to_thread(cache.save, llm, prefix)
+                await asyncio.to_thread(locked, cache.save, llm, prefix)
         await self.publish(Metric(
             name="dialogue_ready_s", unit="s", value=round(time.monotonic() - started, 2),
             labels={"model": self.config.chat.model, "prefix_chars": str(len(prefix)),
@@ -367,9 +385,40 @@ class Dialogue(Actor):
         mind.remember(asked, " ".join(reply.spoken))
 
     async def _generate(self, messages: list[tuple[str, str]]) -> AsyncIterator[str]:
-        async for chunk in self.chain.astream({"messages": messages}):
-            yield str(chunk)
+        """The model's reply as it streams. The model runs in a thread of its own, one
+        generation at a time: a reply given up (a timeout, enough sentences) stops at its next
+        token and is over before the next one starts (llama.cpp must never run two at once)."""
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
 
+        def post(kind: str, value: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(chunks.put_nowait, (kind, value))
+
+        def run() -> None:
+            with self._model_lock:
+                try:
+                    for chunk in self.chain.stream({"messages": messages}):
+                        if stop.is_set():
+                            break
+                        post("chunk", str(chunk))
+                except Exception as error:
+                    post("error", error)
+                finally:
+                    post("end", None)
+
+        threading.Thread(target=run, name="dialogue-model", daemon=True).start()
+        try:
+            while True:
+                kind, value = await chunks.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            stop.set()
 
 
 class _Generation:

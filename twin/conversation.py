@@ -9,6 +9,7 @@ audio, no mission clock: an inject or a phase happens when asked for, at its own
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,8 @@ class Conversation:
     async def __aenter__(self) -> Conversation:
         await self.harness.__aenter__()
         self.happened.add(self.mission.phases[0].id)  # the mind starts in the first phase
+        with contextlib.suppress(TimeoutError):  # published at the end of the actor's start
+            await self.harness.wait_for(Metric, lambda m: m.name == "dialogue_ready_s", 5.0)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -174,16 +174,24 @@ def check_against(mission: Mission, questions: list[Question], path: Path) -> No
 def _normal(text: str) -> str:
     text = figures(text).lower()
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
-    text = re.sub(r"(?<=\d)\.0+\b", "", text)
+    # no trailing decimal zeros, as twin.grounding: "46.900" is "46.9", "9.0" is "9"
+    text = re.sub(r"(\d)\.(\d*?)0+\b", lambda m: m[1] + (f".{m[2]}" if m[2] else ""), text)
     return " ".join(re.sub(r"[^\w.%/+-]+", " ", text).split())
 
 
+# After a fact: no more digits ("200" is not in "2000", "46.9" not in "46.95").
+_NUMBER_END = r"(?!\.?\d)"
+
+
 def _holds(reply: str, fact: str) -> bool:
-    normal = f" {_normal(reply)} "
+    normal = _normal(reply)
+    squeezed = normal.replace(" ", "")
     for alternative in fact.split("|"):
         wanted = _normal(alternative)
-        if wanted and (f" {wanted} " in normal or f" {wanted}" in normal
-                       or wanted.replace(" ", "") in normal.replace(" ", "")):
+        if wanted and (
+                re.search(rf"(?<![\w.]){re.escape(wanted)}{_NUMBER_END}", normal)
+                or re.search(rf"(?<![\d.]){re.escape(wanted.replace(' ', ''))}{_NUMBER_END}",
+                             squeezed)):
             return True
     return False
 

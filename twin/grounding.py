@@ -113,7 +113,7 @@ def _inner_titles(text: str) -> list[str]:
     found: list[str] = []
     starts = True
     for token in _TOKEN_RE.findall(text):
-        core = token.strip("\"'()[],;")
+        core = token.strip("\"'()[],;:.!?")  # a name ends a sentence too
         if not starts and _TITLE_RE.fullmatch(core) and token[:1] not in "\"'(":
             found.append(core)
         starts = token.endswith((".", "!", "?", ":", '."', "?\"", ".'"))

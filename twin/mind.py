@@ -256,7 +256,7 @@ class _Vocabulary:
         forms = {word, word.rstrip("s"), word.removesuffix("es"), _SYNONYMS.get(word, word)}
         if forms & self.words:
             return True
-        if len(word) < 6:
+        if len(word) < 7:
             return False
         stem = word[: max(5, len(word) - 3)]
         at = bisect.bisect_left(self._sorted, stem)
@@ -581,7 +581,11 @@ class Mind:
                 else:  # the model sees only these passages: hedge what they do not hold
                     hedge = low or missing is not None
                 unknown = self._unknown_topics(query)
-                if unknown:  # nearest passages are not an answer about something never noted
+                topics = [w for w in self._topic_words(query) if not w.isdigit()]
+                # Mostly about what the mission never mentions: the nearest passages are no
+                # answer. (One odd word -- an idiom, a mishearing -- is left to the model, which
+                # reads every note.)
+                if unknown and (not self.notes_in_prefix or 2 * len(unknown) > len(topics)):
                     hedge, evidence = True, []
                     reasons.append(f"asks about {', '.join(unknown)}, which the mission notes "
                                    "never mention")
@@ -906,8 +910,8 @@ class Mind:
         if decision.trigger == "report":
             lines.append(f"New event: {decision.evidence[0][0].text if decision.evidence else ''}"
                          f" (from {decision.verify_with or 'the mission'})")
-            lines.append(f"Tell {op.callsign} about it: what happened and, where the mission's "
-                         "facts say so, what it means for us. " + _LENGTH[decision.style])
+            lines.append(f"Tell {op.callsign} about it in one or two short sentences: what "
+                         "happened and, where the mission's facts say so, what it means for us.")
             return "\n".join(lines)
         if decision.intent == "decline":
             lines.append("The operator asked for something you decline (request not repeated).")

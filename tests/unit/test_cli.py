@@ -294,3 +294,32 @@ def test_run_with_a_bad_mode_exits_2() -> None:
     result = invoke("run", ROUTE_CLEARANCE, "--mode", "rehearsal")
     assert result.exit_code == 2
     assert "--mode must be training or deployment" in result.output
+
+
+def test_eval_dialogue_with_a_bad_question_file_exits_2_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.questions.yaml"
+    bad.write_text("questions:\n  - {question: 'Grid?', kind: guess, facts: ['1']}\n")
+    result = invoke("eval", "dialogue", "--questions", bad)
+    assert result.exit_code == 2
+    assert f"{bad}, question 1, field 'kind'" in result.output
+
+
+def test_eval_dialogue_needs_a_mission(tmp_path: Path) -> None:
+    questions = tmp_path / "q.tsv"
+    questions.write_text("question\tkind\nWhat is the dog called?\tunknown\n")
+    result = invoke("eval", "dialogue", "--questions", questions)
+    assert result.exit_code == 2 and "names no mission; give --mission" in result.output
+
+
+def test_eval_dialogue_refuses_an_after_that_is_no_inject_before_any_model(
+        tmp_path: Path) -> None:
+    questions = tmp_path / "q.yaml"
+    questions.write_text("questions:\n  - {question: 'Dust?', kind: unknown, after: [sandstorm]}\n")
+    result = invoke("eval", "dialogue", "--questions", questions, "--mission", ROUTE_CLEARANCE)
+    assert result.exit_code == 2
+    assert "question 1, field 'after': no inject 'sandstorm'" in result.output
+
+
+def test_chat_with_a_missing_mission_exits_2(tmp_path: Path) -> None:
+    result = invoke("chat", tmp_path / "absent.yaml")
+    assert result.exit_code == 2 and "absent.yaml" in result.output

@@ -22,7 +22,8 @@ from twin.config import (
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-MISSIONS = sorted((ROOT / "missions").glob("*.yaml"))
+MISSIONS = sorted(p for p in (ROOT / "missions").glob("*.yaml")
+                  if not p.name.endswith(".questions.yaml"))  # not the question files
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 MINIMAL_MISSION = """\

@@ -103,6 +103,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         start=floats,
         end=floats,
         speaker=texts,
+        typed=st.booleans(),
     ),
     Interrupt: dict(target_turn=turns, reason=texts),
     BehaviorObservation: dict(

@@ -265,7 +265,8 @@ def test_a_bad_condition_is_refused_with_its_file_and_field(
 
 
 def test_every_example_mission_is_valid_and_uses_conditions() -> None:
-    files = sorted((ROOT / "missions").glob("*.yaml"))
+    files = sorted(p for p in (ROOT / "missions").glob("*.yaml")
+                   if not p.name.endswith(".questions.yaml"))
     assert len(files) >= 3
     for file in files:
         mission = load_mission(file)

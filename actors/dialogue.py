@@ -7,18 +7,21 @@ operator should know (a proactive report), and what the mind follows: ``Operator
 turn is read). Out: a ``TwinDecision`` (intent, style, hedge, confidence, reasons, evidence ids)
 and then the reply, sentence by sentence, as ``TwinUtterance``s with the same ``turn``.
 
-The decision is made first, without any LLM (``twin.mind``). Acknowledgements, clarifications and
-declines are spoken from the decision alone. Answers, recommendations and reports go through the
-chain ``ChatPromptTemplate | chat model | StrOutputParser`` (``actors.chat``), streamed and cut
-into sentences as they complete. Every sentence is checked against the evidence before it is
-published: a sentence that states a number, grid or time the evidence does not hold ends the
-model's reply there, and the grounded fallback built from the decision is spoken instead. A model
-that fails or exceeds its time limit also gives way to the fallback: the twin is never silent and
-never invents a value.
+The decision is made first, without any LLM (``twin.mind``). Acknowledgements, clarifications,
+declines, hedges about what the mission never mentions and flash reports are spoken from the
+decision alone. Otherwise the model answers (``llm_role: phrase``, the default): it has read the
+whole mission once, as the prompt's stable prefix (``twin.prompt``; warmed while the session
+starts and cached on disk, :class:`actors.chat.PrefixCache`), and each turn adds only its own
+part. Its reply streams through the chain ``ChatPromptTemplate | chat model | StrOutputParser``
+(``actors.chat``) and is cut into sentences as they complete; each sentence is checked before it
+is published (``twin.grounding``: every value in it must be in the mission, the events so far or
+the operator's words): a failing sentence is dropped with its reason logged, a model that says
+the notes do not hold the answer gives a hedge, and a reply with nothing left becomes the hedged
+grounded sentence. A model that fails or exceeds its time limit also gives way to it: the twin
+is never silent and never states an invented value.
 
-With ``llm_role: extend`` the model starts once the grounded sentence's ``Speech`` is out (at
-most ``speech_wait_s`` later): on a small machine its prompt would otherwise slow the voice the
-operator is waiting for.
+With ``llm_role: extend`` (tiny models) the policy's grounded sentence is said first and the
+model only adds to it, once that sentence's ``Speech`` is out (at most ``speech_wait_s`` later).
 
 Proactive reports wait while the operator is speaking: a flash report goes out when their turn
 ends, the others after the answer to that turn (or ``report_wait_s`` later if no transcript

@@ -908,8 +908,8 @@ class Mind:
         if state:
             lines.append(f"The operator is under stress ({state}): keep it short and calm.")
         if decision.trigger == "report":
-            lines.append(f"New event: {decision.evidence[0][0].text if decision.evidence else ''}"
-                         f" (from {decision.verify_with or 'the mission'})")
+            lines.append(f"New event, from {decision.verify_with or 'the mission'}: "
+                         f"{decision.evidence[0][0].text if decision.evidence else ''}")
             lines.append(f"Tell {op.callsign} about it in one or two short sentences: what "
                          "happened and, where the mission's facts say so, what it means for us.")
             return "\n".join(lines)

@@ -291,7 +291,7 @@ def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
             assert first[1].intent == "report"
             # a routine report is phrased by the model, checked against the event's facts
             assert report.text == ROUTINE_REPORT
-            assert "New event:" in str(RecordingChat.seen[-1][-1].content)
+            assert "New event, from" in str(RecordingChat.seen[-1][-1].content)
 
     run(scenario())
 

@@ -460,5 +460,5 @@ def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission
     report = mind.decide_report(marker)
     assert report is not None
     told = mind.turn_message(report)
-    assert "New event:" in told and "Event earlier" not in told
+    assert "New event, from" in told and "Event earlier" not in told
     assert "33T VM 4930 7102" in told and "Tell BULLDOG 0 about it" in told

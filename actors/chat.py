@@ -34,11 +34,12 @@ class ChatSettings(BaseModel):
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable "
                              "holding the key (a local server accepts any)")
     max_tokens: int = Field(160, ge=8, le=1024)
-    temperature: float = Field(0.2, ge=0, le=2)
+    temperature: float = Field(0.0, ge=0, le=2, description="0: the most likely words (facts "
+                               "read back as written)")
     repeat_penalty: float = Field(1.0, ge=1, le=2, description="llamacpp: above 1 penalises "
                                   "tokens already in the prompt: the notes' own figures too")
     n_threads: int = Field(2, ge=1)
-    n_ctx: int = Field(8192, ge=256, description="llamacpp: the context in tokens (the mission's "
+    n_ctx: int = Field(12288, ge=256, description="llamacpp: the context in tokens (the mission's "
                        "notes are read whole into the prompt when they fit)")
     timeout_s: float = Field(20.0, gt=0, description="a whole reply; then the grounded fallback")
 

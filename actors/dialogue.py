@@ -123,6 +123,23 @@ def _common_words(knowledge: Any) -> set[str]:
     return {word for word in vocabulary if word.isalpha() and len(word) > 2}
 
 
+def _said_before(sentence: str, earlier: Sequence[str]) -> str | None:
+    """Why ``sentence`` is one the twin said in an earlier turn, word for word, or ``None``."""
+    words = re.findall(r"[a-z0-9]+", sentence.lower())
+    if len(words) < 3:
+        return None
+    for reply in earlier:
+        for old in _sentences_of(reply):
+            if re.findall(r"[a-z0-9]+", old.lower()) == words:
+                return "says again what an earlier reply said"
+    return None
+
+
+def _sentences_of(text: str) -> list[str]:
+    """The sentences of a finished text."""
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
 def _repeats(sentence: str, already: Sequence[str]) -> str | None:
     """Why ``sentence`` only repeats what was already said in this reply, or ``None``."""
     words = _WORD.findall(sentence.lower())
@@ -352,6 +369,8 @@ class Dialogue(Actor):
                 async with asyncio.timeout(self.config.speech_wait_s):
                     await self._speech_out(turn).wait()
         budget = min(self.config.max_sentences, _SENTENCES[decision.style]) - reply.index
+        # what the twin said in its last turns: a small model readily copies it as its answer
+        earlier = [said for _, said in mind.conversation.turns[-3:]]
         generation = _Generation(self._generate(mind.prompt(asked)))
         unknown = False
         try:
@@ -361,7 +380,8 @@ class Dialogue(Actor):
                     if _NOT_IN_NOTES.search(sentence):
                         unknown = reply.index == 0 or unknown
                         break  # the model says the notes do not hold it
-                    problem = self.grounds.check(sentence) or _repeats(sentence, reply.spoken)
+                    problem = (self.grounds.check(sentence) or _repeats(sentence, reply.spoken)
+                               or _said_before(sentence, earlier))
                     if problem:
                         reply.rejected.append(f"{problem}: {sentence[:80]}")
                         if self.config.llm_role == "extend":

@@ -16,11 +16,13 @@ Clocks: both actors run on one machine and read ``time.time()``, so one-way time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import os
 import re
+import resource
 import statistics
 import sys
 import time
@@ -587,7 +589,7 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
     to its first sentence and tokens/s through the Dialogue actor — beside the plain chat model
     streaming the same prompts in the same run."""
     import twin
-    from actors.chat import ChatSettings, chat_model
+    from actors.chat import ChatSettings, PrefixCache, chat_model
     from actors.dialogue import Dialogue
     from twin.actor import SessionInfo
     from twin.config import load_mission
@@ -622,6 +624,10 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
     asyncio.run(through_actor())
     print("bench dialogue: the plain chat model on the same prompts", file=sys.stderr)
     plain = chat_model(ChatSettings())
+    if actor.mind is not None:  # the plain model starts from the same read mission
+        with contextlib.suppress(Exception):
+            PrefixCache().load(plain.client, actor.mind.prefix)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     plain_first: list[float] = []
     plain_rate: list[float] = []
     sentence_end = re.compile(r"[.!?]\s")
@@ -657,6 +663,8 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
             "first_sentence_ms": summary(plain_first),
             "tokens_per_s": summary(plain_rate),
         },
+        "memory": {"dialogue_process_peak_rss_mb": round(rss_mb),
+                   "note": "the Dialogue's process: model, its context, MiniLM, torch"},
         "setup": {"model": ChatSettings().model, "questions": len(DIALOGUE_QUESTIONS),
                   "repeats": repeats, "cores": os.cpu_count(),
                   "aim": "first sentence <= 500 ms after a final transcript on 2 cores"},

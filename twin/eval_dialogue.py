@@ -78,6 +78,7 @@ class Result:
     confidence: float
     first_sentence_ms: float | None
     reports: list[str] = field(default_factory=list)
+    held_back: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         q = self.question
@@ -85,7 +86,8 @@ class Result:
                 "why": self.why, "reply": self.reply, "intent": self.intent,
                 "hedge": self.hedge, "confidence": round(self.confidence, 3),
                 "first_sentence_ms": self.first_sentence_ms, "facts": list(q.facts),
-                "not": list(q.must_not), "after": list(q.after), "reports": self.reports}
+                "not": list(q.must_not), "after": list(q.after), "reports": self.reports,
+                "held_back": self.held_back}
 
 
 # ------------------------------------------------------------------------------ reading
@@ -260,7 +262,8 @@ def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, 
                 decision = exchange.decision
                 results.append(Result(question, passed, why, exchange.reply, decision.intent,
                                       decision.hedge, decision.confidence,
-                                      exchange.first_sentence_ms, reports))
+                                      exchange.first_sentence_ms, reports,
+                                      exchange.rejected))
                 progress(f"{question.number:3d} {question.kind:9} "
                          f"{'pass' if passed else 'FAIL'}  {question.text[:60]}")
             return talk.ready_s or 0.0
@@ -301,6 +304,8 @@ def format_results(results: list[Result], ready_s: float = 0.0) -> str:
         lines.append(f"     decision: {r.intent}{', hedge' if r.hedge else ''}, confidence "
                      f"{r.confidence:.2f}; first sentence {first}")
         lines.append(f"     twin: {r.reply}")
+        for held in r.held_back:
+            lines.append(f"     held back: {held}")
         lines.append(f"     {'PASS' if r.passed else 'FAIL'}: {r.why}")
     data = summary(results, ready_s)
     total = data["total"]

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from twin.config import Mission, Operator
+from twin.grounding import figures
 from twin.messages import (
     EvidenceRef,
     Message,
@@ -582,10 +583,11 @@ class Mind:
                     hedge = low or missing is not None
                 unknown = self._unknown_topics(query)
                 topics = [w for w in self._topic_words(query) if not w.isdigit()]
-                # Mostly about what the mission never mentions: the nearest passages are no
-                # answer. (One odd word -- an idiom, a mishearing -- is left to the model, which
-                # reads every note.)
-                if unknown and (not self.notes_in_prefix or 2 * len(unknown) > len(topics)):
+                # About what the mission never mentions: the nearest passages are no answer.
+                # A model that reads every note is trusted with a question only partly so (an
+                # idiom, an abbreviation, a mishearing): it says itself when the notes do not
+                # hold the answer; only a question with no word the mission knows is hedged.
+                if unknown and (not self.notes_in_prefix or len(unknown) == len(topics)):
                     hedge, evidence = True, []
                     reasons.append(f"asks about {', '.join(unknown)}, which the mission notes "
                                    "never mention")
@@ -630,7 +632,7 @@ class Mind:
     def _topic_words(question: str) -> list[str]:
         """The words of ``question`` that name what it is about."""
         topics = []
-        for word in _words(question):
+        for word in _words(figures(question)):  # "two hundred" is a number, not a topic
             word = re.sub(r"'(s|ve|re|ll|d|t)$", "", word)  # commander's -> commander
             if (len(word) >= 3 or word.isdigit()) and word not in _STOPWORDS \
                     and word not in _GENERIC:
@@ -916,7 +918,8 @@ class Mind:
         if decision.intent == "decline":
             lines.append("The operator asked for something you decline (request not repeated).")
             return "\n".join(lines)
-        how = {"answer": "Answer from the notes and events.",
+        how = {"answer": "Answer this question from the notes and events, in your own words; "
+                         "do not repeat an earlier reply.",
                "recommend": "Recommend what to do: apply the drill, procedure or limits in the "
                             "notes to this situation, and say why.",
                "clarify": "Ask the operator to say again; do not answer.",

@@ -31,13 +31,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     model = gguf_path("qwen2.5-coder-0.5b-instruct")
+    log = tmp_path_factory.mktemp("server") / "server.log"  # llama.cpp talks a lot: not a pipe
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "8192", "--n_threads", "2", "--model_alias", "qwen"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -48,8 +49,8 @@ def server() -> Iterator[str]:
                         break
             except OSError as error:
                 if process.poll() is not None:
-                    stderr = process.stderr.read() if process.stderr else ""
-                    raise RuntimeError(f"llama_cpp.server exited: {stderr}") from error
+                    raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}"
+                                       ) from error
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)

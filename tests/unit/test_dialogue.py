@@ -13,7 +13,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 import actors.dialogue as dialogue_module
-from actors.dialogue import _NOT_IN_NOTES, Dialogue, _repeats
+from actors.dialogue import _NOT_IN_NOTES, Dialogue, _repeats, _said_before
 from twin.actor import SessionInfo
 from twin.config import load_mission
 from twin.messages import (
@@ -334,3 +334,7 @@ def test_the_model_saying_so_and_repeats() -> None:
     assert not _NOT_IN_NOTES.search("The notes say the troop net is 44.175 MHz.")
     assert _repeats("Troop net primary.", ["The troop net primary"])
     assert _repeats("Troop net alternate.", ["The troop net primary"]) is None
+    report = "Dust at km 11.8. Visibility about 400 m. Slowing to 3 km/h."
+    assert _said_before("Visibility about 400 m.", [report])  # a report copied as an answer
+    assert _said_before("Visibility 400 m means no helicopter.", [report]) is None
+    assert _said_before("Yes.", ["Yes."]) is None  # too short to count

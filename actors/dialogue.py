@@ -123,6 +123,14 @@ def _common_words(knowledge: Any) -> set[str]:
     return {word for word in vocabulary if word.isalpha() and len(word) > 2}
 
 
+def _echoes_instructions(sentence: str) -> str | None:
+    """Why ``sentence`` is the prompt's own markup (the bracketed how-to-reply of a turn, a
+    model's "[report ...]") rather than something to say, or ``None``."""
+    if "[" in sentence or "]" in sentence or sentence.lstrip().startswith(("Reply:", "Event")):
+        return "echoes the prompt's instructions"
+    return None
+
+
 def _said_before(sentence: str, earlier: Sequence[str]) -> str | None:
     """Why ``sentence`` is one the twin said in an earlier turn, word for word, or ``None``."""
     words = re.findall(r"[a-z0-9]+", sentence.lower())
@@ -380,7 +388,8 @@ class Dialogue(Actor):
                     if _NOT_IN_NOTES.search(sentence):
                         unknown = reply.index == 0 or unknown
                         break  # the model says the notes do not hold it
-                    problem = (self.grounds.check(sentence) or _repeats(sentence, reply.spoken)
+                    problem = (_echoes_instructions(sentence) or self.grounds.check(sentence)
+                               or _repeats(sentence, reply.spoken)
                                or _said_before(sentence, earlier))
                     if problem:
                         reply.rejected.append(f"{problem}: {sentence[:80]}")

@@ -296,6 +296,8 @@ class ActorSpec(StrictModel):
     on_failure: Literal["restart", "degrade", "end"] = "degrade"
     inbox_capacity: int | None = Field(default=None, ge=1)
     drop_when_full: bool = True
+    start_timeout_s: float = Field(default=30.0, gt=0, description="how long its start may take "
+                                   "(loading models, a mind reading its mission)")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

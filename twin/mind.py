@@ -906,26 +906,18 @@ class Mind:
             if report_key == f"event:{event.name or event.kind}":
                 continue  # the event to report is said below
             lines.append(f"Event earlier: {self._event_line(event)}")
+        tags = []
         state = op.stress()
         if state:
-            lines.append(f"The operator is under stress ({state}): keep it short and calm.")
+            tags.append("operator under stress: keep it short and calm")
         if decision.trigger == "report":
             lines.append(f"New event, from {decision.verify_with or 'the mission'}: "
                          f"{decision.evidence[0][0].text if decision.evidence else ''}")
-            lines.append(f"Tell {op.callsign} about it in one or two short sentences: what "
-                         "happened and, where the mission's facts say so, what it means for us.")
+            lines.append(f"[report to {op.callsign}, brief{''.join(f', {t}' for t in tags)}]")
             return "\n".join(lines)
         if decision.intent == "decline":
             lines.append("The operator asked for something you decline (request not repeated).")
             return "\n".join(lines)
-        how = {"answer": "Answer this question from the notes and events, in your own words; "
-                         "do not repeat an earlier reply.",
-               "recommend": "Recommend what to do: apply the drill, procedure or limits in the "
-                            "notes to this situation, and say why.",
-               "clarify": "Ask the operator to say again; do not answer.",
-               "acknowledge": "Acknowledge in a few words."}.get(decision.intent, "")
-        if decision.intent == "recommend" and op.expertise == "novice":
-            how += " Give the options first, then your recommendation."
         if self.self_model.cut_off:
             lines.append(f"Your last reply was cut off before: "
                          f"\"{_trim(self.self_model.cut_off, 120)}\"")
@@ -935,7 +927,11 @@ class Mind:
                 f"- {_best_sentences(passage.text, query, 300)}"
                 for passage, _ in decision.evidence))
         lines.append(f"{op.callsign} asks: {spoken_numbers(decision.question)}")
-        lines.append(f"{how} {_LENGTH[decision.style]}".strip())
+        how = [decision.intent]
+        if decision.intent == "recommend" and op.expertise == "novice":
+            how.append("options first")
+        how.append(_LENGTH[decision.style])
+        lines.append(f"[{', '.join(how + tags)}]")
         return "\n".join(lines)
 
     def _event_line(self, event: MissionEvent) -> str:
@@ -943,11 +939,7 @@ class Mind:
                 f" {' '.join(event.text.split())}{_facts(event)}")
 
 
-_LENGTH: dict[str, str] = {
-    "brief": "One or two short sentences, bottom line first.",
-    "standard": "Two or three sentences, bottom line first.",
-    "explanatory": "Up to four sentences: bottom line first, then the reasons.",
-}
+_LENGTH: dict[str, str] = {"brief": "brief", "standard": "standard", "explanatory": "explain"}
 
 
 def _facts(event: MissionEvent) -> str:

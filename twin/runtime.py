@@ -475,7 +475,8 @@ class Session:
 
     async def _call(self, watch: ActorWatch, method: str, *args: Any) -> Any:
         try:
-            return await asyncio.wait_for(watch.placed.call(method, *args), CALL_TIMEOUT_S)
+            limit = watch.plan.spec.start_timeout_s if method == "start" else CALL_TIMEOUT_S
+            return await asyncio.wait_for(watch.placed.call(method, *args), limit)
         except (ActorGone, TimeoutError) as error:
             await self._apply_policy(watch, f"did not answer {method}: {error}",
                                      restartable=not isinstance(error, ActorGone))

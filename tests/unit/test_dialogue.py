@@ -13,7 +13,13 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 import actors.dialogue as dialogue_module
-from actors.dialogue import _NOT_IN_NOTES, Dialogue, _repeats, _said_before
+from actors.dialogue import (
+    _NOT_IN_NOTES,
+    Dialogue,
+    _echoes_instructions,
+    _repeats,
+    _said_before,
+)
 from twin.actor import SessionInfo
 from twin.config import load_mission
 from twin.messages import (
@@ -338,3 +344,5 @@ def test_the_model_saying_so_and_repeats() -> None:
     assert _said_before("Visibility about 400 m.", [report])  # a report copied as an answer
     assert _said_before("Visibility 400 m means no helicopter.", [report]) is None
     assert _said_before("Yes.", ["Yes."]) is None  # too short to count
+    assert _echoes_instructions("[acknowledge]: [report to BULLDOG 0, brief]")
+    assert _echoes_instructions("The troop net is 44.175 MHz.") is None

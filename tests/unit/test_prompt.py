@@ -223,13 +223,13 @@ def test_the_conversation_keeps_what_was_said_or_says_nothing_was() -> None:
 
 
 def test_a_mind_with_a_small_conversation_drops_old_turns(mission: Mission) -> None:
-    mind = Mind(mission, FakeKnowledge(), conversation_chars=2000)
+    mind = Mind(mission, FakeKnowledge(), conversation_chars=1000)
     for n in range(12):
         decision = mind.decide_reply(said(f"What's our fuel state, question {n}?", n + 1))
         turn = mind.turn_message(decision)
         mind.remember(turn, decision.fallback)
     messages = mind.prompt("next")
     assert messages[0] == ("system", mind.prefix)
-    assert sum(len(text) for _, text in messages[1:-1]) <= 2000
+    assert sum(len(text) for _, text in messages[1:-1]) <= 1000
     assert "question 11" in messages[-3][1] and "question 0?" not in " ".join(
         text for _, text in messages)

@@ -77,6 +77,9 @@ class DialogueSettings(BaseModel):
     model_reports: bool = Field(True, description="the model says what a (non-flash) report "
                                 "means for the mission, from its facts; off: reports are spoken "
                                 "from the event itself")
+    prefill: bool = Field(True, description="while the operator speaks, the model reads the "
+                          "start of their turn (the events since the last one): the answer then "
+                          "costs only the question's own tokens")
     warm_up_s: float = Field(600, gt=0, description="the model reads the mission (the prompt's "
                              "stable prefix) before the mission clock starts; at most this long")
     speech_wait_s: float = Field(1.0, ge=0, le=10, description="extend: the model starts once "
@@ -189,6 +192,7 @@ class Dialogue(Actor):
         self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
         self._voiced: dict[int, asyncio.Event] = {}  # turn -> its first Speech is out
         self._replying: asyncio.Task[None] | None = None
+        self._prefilling: asyncio.Task[None] | None = None  # the model reading a turn's start
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -268,7 +272,7 @@ class Dialogue(Actor):
                     "warm": str(warm).lower(), "from_cache": str(loaded).lower()}))
 
     async def on_stop(self) -> None:
-        for task in (self._worker, self._replying, self._release):
+        for task in (self._worker, self._replying, self._release, self._prefilling):
             if task is not None:
                 task.cancel()
 
@@ -290,6 +294,9 @@ class Dialogue(Actor):
             self.grounds.add(f"{message.text} {' '.join(message.facts)}")
         elif isinstance(message, Transcript) and message.final:
             self.grounds.add(spoken_numbers(message.text))
+        if (isinstance(message, SpeechStarted) and message.stream == "operator"
+                and self.config.prefill):
+            self._start_prefill()
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
             answer = mind.decide_reply(message)
@@ -315,6 +322,24 @@ class Dialogue(Actor):
                 await self._queue.put((decision, self._next_turn(), arrived))
             if self._deferred and self._release is None:
                 self._release = asyncio.create_task(self._release_after(arrived))
+
+    def _start_prefill(self) -> None:
+        """Let the model read the start of the operator's turn now, if it has nothing to say."""
+        busy = (self._prefilling is not None and not self._prefilling.done()) or (
+            self._replying is not None and not self._replying.done()) or not self._queue.empty()
+        if busy or self.chain is None or self.mind is None:
+            return
+        self._prefilling = asyncio.create_task(self._prefill(self.mind.question_head()))
+
+    async def _prefill(self, head: str) -> None:
+        assert self.mind is not None
+        started = time.monotonic()
+        reading = self._generate(self.mind.prompt(head))
+        with contextlib.suppress(Exception):
+            await reading.__anext__()  # the first token: all before it is read
+        await reading.aclose()  # type: ignore[attr-defined]
+        await self.publish(Metric(name="dialogue_prefill_ms", unit="ms",
+                                  value=round((time.monotonic() - started) * 1000, 1)))
 
     async def _release_after(self, arrived: float) -> None:
         await asyncio.sleep(self.config.report_wait_s)

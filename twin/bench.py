@@ -593,7 +593,7 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
     from actors.dialogue import Dialogue
     from twin.actor import SessionInfo
     from twin.config import load_mission
-    from twin.messages import Metric, Transcript, TwinUtterance
+    from twin.messages import Metric, SpeechStarted, Transcript, TwinUtterance
     from twin.testing import Harness
 
     path = Path(mission) if mission else (
@@ -610,6 +610,9 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
             for _ in range(repeats):
                 for question in DIALOGUE_QUESTIONS:
                     turn += 1
+                    # the operator speaks it (about 0.3 s a word), then the final transcript
+                    await harness.send(SpeechStarted(at=0.0, turn=turn), source="speech")
+                    await asyncio.sleep(0.3 * len(question.split()))
                     await harness.send(Transcript(text=question, final=True, confidence=0.95,
                                                   turn=turn), source="speech")
                     await harness.wait_for(TwinUtterance, _final_of(turn), timeout=120)
@@ -657,6 +660,7 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
                 figures.get("dialogue_first_sentence_ms", [])),
             "llm_first_sentence_ms": summary(figures.get("dialogue_llm_first_sentence_ms", [])),
             "llm_tokens_per_s": summary(figures.get("dialogue_llm_tokens_per_s", [])),
+            "prefill_while_speaking_ms": summary(figures.get("dialogue_prefill_ms", [])),
             "sentences_rejected": int(sum(figures.get("dialogue_sentences_rejected", []))),
         },
         "plain_chat_model": {

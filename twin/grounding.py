@@ -108,6 +108,22 @@ _TITLE_RE = re.compile(r"[A-Z][a-z]+(?:'s)?")
 _TOKEN_RE = re.compile(r"\S+")
 
 
+_LETTER_RE = re.compile(r"(?<![\w.'-])([A-HJ-Z])(?![\w'-])")  # a capital standing alone, not "I"
+
+
+def _inner_letters(text: str) -> list[str]:
+    """Capital letters standing alone inside a sentence (a blood group, a category, a grid
+    square's letter), not the article "A" that starts one."""
+    found: list[str] = []
+    starts = True
+    for token in _TOKEN_RE.findall(text):
+        core = token.strip("\"'()[],;.!?:")
+        if not starts and _LETTER_RE.fullmatch(core):
+            found.append(core)
+        starts = token.endswith((".", "!", "?", ":"))
+    return found
+
+
 def _inner_titles(text: str) -> list[str]:
     """Capitalised words that do not start a sentence, a clause after a colon, or a quote."""
     found: list[str] = []
@@ -129,6 +145,7 @@ class Grounds:
         self.words: set[str] = set()
         self.caps: set[str] = set()
         self.numbered: set[str] = set()
+        self.letters: set[str] = set()  # capital letters standing alone: "category A"
         self.common = {word.lower() for word in common_words}
         for text in texts:
             self.add(text)
@@ -142,6 +159,7 @@ class Grounds:
         for name, number in _NUMBERED_RE.findall(text):
             if name.isupper():
                 self.numbered.add(f"{name.lower()} {_normal_number(number).lower()}")
+        self.letters.update(_LETTER_RE.findall(text))
 
     def check(self, sentence: str) -> str | None:
         """Why ``sentence`` is not grounded (the values it states that nothing here holds),
@@ -156,6 +174,9 @@ class Grounds:
         for token in _CAPS_RE.findall(text):
             if token.lower() not in self.caps and token.lower() not in self.words:
                 invented.append(token)
+        for letter in _inner_letters(text):
+            if letter not in self.letters:
+                invented.append(letter)
         for word in _inner_titles(text):
             plain = word.lower().removesuffix("'s")
             if plain not in self.words and plain not in self.common:

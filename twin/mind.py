@@ -892,23 +892,12 @@ class Mind:
         """The per-turn part of the prompt: the events the conversation does not hold yet (with
         their facts), the operator's state, the policy's decision, and the question or the
         event to report. Events it includes count as told from then on."""
-        ctx, op = self.context, self.operator
-        head = f"[{_clock(ctx.mission_time)}, phase: {ctx.phase_title}]"
-        lines = [head]
-        report_key = None
-        if decision.trigger == "report" and decision.evidence:
-            report_key = decision.evidence[0][0].id
-        for event in ctx.recent_events:
-            key = (event.kind, event.name, event.mission_time)
-            if key in self._told or event.kind not in ("inject", "knowledge", "phase_started"):
-                continue
-            self._told.add(key)
-            if report_key == f"event:{event.name or event.kind}":
-                continue  # the event to report is said below
-            lines.append(f"Event earlier: {self._event_line(event)}")
+        op = self.operator
+        own = (decision.evidence[0][0].id
+               if decision.trigger == "report" and decision.evidence else None)
+        lines = self._head(mark=True, skip=own)
         tags = []
-        state = op.stress()
-        if state:
+        if op.stress():
             tags.append("operator under stress: keep it short and calm")
         if decision.trigger == "report":
             lines.append(f"New event, from {decision.verify_with or 'the mission'}: "
@@ -921,18 +910,44 @@ class Mind:
         if self.self_model.cut_off:
             lines.append(f"Your last reply was cut off before: "
                          f"\"{_trim(self.self_model.cut_off, 120)}\"")
+        lines.append(f"{op.callsign} asks: {spoken_numbers(decision.question)}")
         if not self.notes_in_prefix and decision.evidence:
             query = spoken_numbers(decision.question)
             lines.append("Notes that may help:\n" + "\n".join(
                 f"- {_best_sentences(passage.text, query, 300)}"
                 for passage, _ in decision.evidence))
-        lines.append(f"{op.callsign} asks: {spoken_numbers(decision.question)}")
-        how = [decision.intent]
+        how: list[str] = [decision.intent]
         if decision.intent == "recommend" and op.expertise == "novice":
             how.append("options first")
         how.append(_LENGTH[decision.style])
         lines.append(f"[{', '.join(how + tags)}]")
         return "\n".join(lines)
+
+    def question_head(self) -> str:
+        """How the next question's turn message will begin, as far as it is known before the
+        question is (the time, events not yet told, a cut-off reply): for the model to read
+        while the operator is still speaking. Marks nothing as told."""
+        lines = self._head(mark=False, skip=None)
+        if self.self_model.cut_off:
+            lines.append(f"Your last reply was cut off before: "
+                         f"\"{_trim(self.self_model.cut_off, 120)}\"")
+        return "\n".join([*lines, f"{self.operator.callsign} asks:"])
+
+    def _head(self, *, mark: bool, skip: str | None) -> list[str]:
+        """The turn's first lines: the mission time and phase, then the events that the
+        conversation does not hold yet (``mark``: from now on it does), but ``skip``."""
+        ctx = self.context
+        lines = [f"[{_clock(ctx.mission_time)}, phase: {ctx.phase_title}]"]
+        for event in ctx.recent_events:
+            key = (event.kind, event.name, event.mission_time)
+            if key in self._told or event.kind not in ("inject", "knowledge", "phase_started"):
+                continue
+            if mark:
+                self._told.add(key)
+            if skip == f"event:{event.name or event.kind}":
+                continue  # the event to report is said in full below
+            lines.append(f"Event earlier: {self._event_line(event)}")
+        return lines
 
     def _event_line(self, event: MissionEvent) -> str:
         return (f"{_clock(event.mission_time)} {event.priority} from {self._event_source(event)}:"

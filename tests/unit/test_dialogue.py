@@ -87,7 +87,7 @@ def make(monkeypatch: pytest.MonkeyPatch, replies: list[str] | Exception,
     monkeypatch.setattr(dialogue_module, "chat_model", fake_chat)
     monkeypatch.setattr(Dialogue, "_load_knowledge", lambda self: FakeKnowledge())
     RecordingChat.seen = []
-    return Dialogue({"reports": True, **settings}, name="dialogue",
+    return Dialogue({"reports": True, "prefill": False, **settings}, name="dialogue",
                     session=SessionInfo(id="test", mission=MISSION))
 
 
@@ -346,3 +346,24 @@ def test_the_model_saying_so_and_repeats() -> None:
     assert _said_before("Yes.", ["Yes."]) is None  # too short to count
     assert _echoes_instructions("[acknowledge]: [report to BULLDOG 0, brief]")
     assert _echoes_instructions("The troop net is 44.175 MHz.") is None
+
+
+def test_while_the_operator_speaks_the_model_reads_the_start_of_their_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "(read)", "The alternate is 46.900 MHz."], prefill=True)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(SpeechStarted(at=1.0, turn=1), source="speech")
+            await harness.wait_for(Metric, lambda m: m.name == "dialogue_prefill_ms")
+            head = RecordingChat.seen[-1]
+            assert str(head[-1].content).endswith("BULLDOG 0 asks:")  # the turn, so far
+            await harness.send(question("What's the troop net alternate?", 1), source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            asked = RecordingChat.seen[-1]
+            # the question's prompt begins with everything the model read while it was asked
+            assert [m.content for m in asked[:-1]] == [m.content for m in head[:-1]]
+            assert str(asked[-1].content).startswith(str(head[-1].content))
+            assert "46.900" in " ".join(m.text for m in replies_of(harness, 1))
+
+    run(scenario())

@@ -140,3 +140,12 @@ def test_a_decimal_passes_however_many_zeros_it_ends_in(whole: int, fraction: in
     grounds = Grounds([f"Set {whole}.{digits}{'0' * zeros} MHz."])
     assert grounds.check(f"Use {whole}.{digits} MHz.") is None
     assert grounds.check(f"Use {whole}.{digits}0 MHz.") is None
+
+
+def test_a_capital_letter_standing_alone_is_a_value() -> None:
+    grounds = Grounds(["Category URGENT. Plan B is the ground route. Zone C at km 3."])
+    assert grounds.check("Ellis's blood group is A.")  # invented
+    assert grounds.check("Go to zone D.")
+    assert grounds.check("Use plan B now.") is None
+    assert grounds.check("A casualty is urgent.") is None  # the article
+    assert grounds.check("I am not sure.") is None

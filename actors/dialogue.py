@@ -137,7 +137,7 @@ def _echoes_instructions(sentence: str) -> str | None:
 def _said_before(sentence: str, earlier: Sequence[str]) -> str | None:
     """Why ``sentence`` is one the twin said in an earlier turn, word for word, or ``None``."""
     words = re.findall(r"[a-z0-9]+", sentence.lower())
-    if len(words) < 3:
+    if len(words) < 6:  # "I am not certain.", "Roger, out.": said again and again, rightly
         return None
     for reply in earlier:
         for old in _sentences_of(reply):

@@ -19,6 +19,7 @@ MODEL = {"chat": {"model": "qwen2.5-coder-1.5b-instruct"}}
 FILES = [ROOT / "missions" / "route_clearance.questions.yaml"]
 
 
+@pytest.mark.timeout(1800)  # 30 questions and the reports between them, about 8 minutes
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name.split(".")[0])
 def test_the_twin_answers_a_question_file_with_the_mission_facts(path: Path) -> None:
     questions, mission = load_questions(path)

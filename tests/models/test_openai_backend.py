@@ -60,6 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@pytest.mark.timeout(900)  # the server's model reads the mission first (about 40 s)
 def test_the_twin_answers_through_an_openai_compatible_server(server: str) -> None:
     mission = load_mission(ROOT / "missions" / "route_clearance.yaml")
     settings = {"chat": {"backend": "openai", "base_url": server, "model": "qwen",

@@ -340,8 +340,9 @@ def test_the_model_saying_so_and_repeats() -> None:
     assert not _NOT_IN_NOTES.search("The notes say the troop net is 44.175 MHz.")
     assert _repeats("Troop net primary.", ["The troop net primary"])
     assert _repeats("Troop net alternate.", ["The troop net primary"]) is None
-    report = "Dust at km 11.8. Visibility about 400 m. Slowing to 3 km/h."
-    assert _said_before("Visibility about 400 m.", [report])  # a report copied as an answer
+    report = "Dust at km 11.8. Visibility is now about 400 m on the route. Slowing to 3 km/h."
+    assert _said_before("Visibility is now about 400 m on the route.", [report])  # copied
+    assert _said_before("I am not certain.", ["I am not certain. The notes say: x."]) is None
     assert _said_before("Visibility 400 m means no helicopter.", [report]) is None
     assert _said_before("Yes.", ["Yes."]) is None  # too short to count
     assert _echoes_instructions("[acknowledge]: [report to BULLDOG 0, brief]")

@@ -16,6 +16,10 @@ SPEED   ?= 1
 # chromium: the avatar page in the browser tests and `twin bench avatar`
 APT_PACKAGES ?= portaudio19-dev espeak-ng chromium
 
+# llama.cpp's AMX kernels crash on the first prompt on AMX CPUs here: build it without them
+# there (scripts/llama-cpu.sh checks afterwards, and rebuilds a wheel taken from pip's cache).
+LLAMA_BUILD := $(shell grep -qw amx_tile /proc/cpuinfo 2>/dev/null && echo 'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON"')
+
 .PHONY: setup system models run test lint clean
 
 setup: $(STAMP) models
@@ -26,7 +30,7 @@ system:
 $(STAMP): pyproject.toml scripts/system-packages.sh scripts/llama-cpu.sh
 	@scripts/system-packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,vision,emotion,avatar,review,dev]'
+	$(LLAMA_BUILD) $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ray,audio,tts,llm,vision,emotion,avatar,review,dev]'
 	@scripts/llama-cpu.sh $(BIN)/python
 	@touch $@
 

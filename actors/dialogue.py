@@ -74,9 +74,10 @@ class DialogueSettings(BaseModel):
         "checked sentence by sentence (capable models, the default); extend: the policy's "
         "grounded sentence first, then what the model adds that passes the checks (tiny models)")
     reports: bool = Field(True, description="report mission events proactively")
-    model_reports: bool = Field(True, description="the model says what a (non-flash) report "
-                                "means for the mission, from its facts; off: reports are spoken "
-                                "from the event itself")
+    model_reports: bool = Field(False, description="the model phrases (non-flash) reports; "
+                                "off: the event is spoken at once with the fact that says what "
+                                "it means (on two cores the model's report would hold up the "
+                                "next answer)")
     prefill: bool = Field(True, description="while the operator speaks, the model reads the "
                           "start of their turn (the events since the last one): the answer then "
                           "costs only the question's own tokens")

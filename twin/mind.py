@@ -868,11 +868,17 @@ class Mind:
         return self._fallback(replace(decision, hedge=True), missing=None, asr=1.0)
 
     def _report_fallback(self, event: MissionEvent, text: str, style: Style) -> str:
+        """The event in a sentence or two, then what it means when its facts say more than its
+        text (the fact that adds the most the text does not say: "helicopters need 800 m, so
+        none during the dust" after a forecast of dust)."""
         sentences = _sentences(text)
         count = 1 if style == "brief" else 2
         body = _trim(" ".join(sentences[:count]), 160 if style == "brief" else 260)
         if event.kind == "phase_started":
             body = f"New phase: {body}"
+        meaning = _news(event.facts, body)
+        if meaning:
+            body = f"{body} {meaning[:1].upper()}{meaning[1:].rstrip('.')}."
         if event.priority == "flash":
             return f"Flash. {body}"
         return body
@@ -955,6 +961,20 @@ class Mind:
 
 
 _LENGTH: dict[str, str] = {"brief": "brief", "standard": "standard", "explanatory": "explain"}
+
+
+def _news(facts: Sequence[str], said: str) -> str | None:
+    """The fact that says the most that ``said`` does not (at least two new content words and
+    more new than old ones), or ``None``."""
+    known = _content(said)
+
+    def new(fact: str) -> int:
+        words = _content(fact)
+        fresh = len(words - known)
+        return fresh if fresh >= 2 and fresh > len(words & known) else 0
+
+    best = max(facts, key=new, default="")
+    return best if best and new(best) else None
 
 
 def _facts(event: MissionEvent) -> str:

@@ -283,7 +283,8 @@ async def hold_a_routine_report(harness: Harness) -> None:
 
 def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz.", ROUTINE_REPORT])
+    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz.", ROUTINE_REPORT],
+                 model_reports=True)
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
@@ -295,7 +296,7 @@ def test_the_answer_goes_before_a_report_held_while_the_operator_spoke(
             first = [m for m in harness.probe.messages(TwinUtterance) if m.index == 0]
             assert first[0].turn == 3 and first[0].intent == "answer"
             assert first[1].intent == "report"
-            # a routine report is phrased by the model, checked against the event's facts
+            # with model_reports a routine report is phrased by the model, checked
             assert report.text == ROUTINE_REPORT
             assert "New event, from" in str(RecordingChat.seen[-1][-1].content)
 

@@ -462,3 +462,18 @@ def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission
     told = mind.turn_message(report)
     assert "New event, from" in told and "Event earlier" not in told
     assert "33T VM 4930 7102" in told and "[report to BULLDOG 0, brief" in told
+
+
+def test_a_report_says_the_event_and_what_its_facts_say_it_means(mission: Mission) -> None:
+    mind, _ = mind_for(mission)
+    forecast = next(i for i in mission.injects if i.id == "met-forecast")
+    decision = mind.decide_report(MissionEvent(
+        kind="inject", mission=mission.name, mission_time=15.0, name=forecast.id,
+        text=" ".join(forecast.text.split()), priority=forecast.priority,
+        facts=["visibility 300-500 m in dust", "helicopters need at least 800 m visibility, "
+               "so none expected during the dust"]))
+    assert decision is not None
+    assert decision.fallback.startswith("Met update:")
+    # the fact that adds to the text, not the one that restates it
+    assert decision.fallback.endswith("Helicopters need at least 800 m visibility, so none "
+                                      "expected during the dust.")

@@ -41,7 +41,7 @@ class ChatSettings(BaseModel):
     n_threads: int = Field(2, ge=1)
     n_ctx: int = Field(12288, ge=256, description="llamacpp: the context in tokens (the mission's "
                        "notes are read whole into the prompt when they fit)")
-    timeout_s: float = Field(20.0, gt=0, description="a whole reply; then the grounded fallback")
+    timeout_s: float = Field(30.0, gt=0, description="a whole reply; then the grounded fallback")
 
 
 def chat_model(settings: ChatSettings) -> Any:

@@ -34,7 +34,8 @@ _RULES = f"""How you answer:
 about during the conversation, and what the operator says. Never guess.
 - Answer the question that was asked, in plain sentences to be spoken on the radio: no lists, \
 no headings, no markdown, no greetings. Start with the bottom line in a short first sentence \
-of a few words (the value, yes or no, the action), then the rest.
+of a few words (the value, yes or no, the action), then the rest. Never read out a whole \
+table: give the figures that answer the question.
 - Quote numbers, grids, times, frequencies, callsigns and names exactly as they are written.
 - When the notes give a drill, procedure or limit for the situation, apply it to the situation \
 and say what it means.

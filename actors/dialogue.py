@@ -78,9 +78,10 @@ class DialogueSettings(BaseModel):
                                 "off: the event is spoken at once with the fact that says what "
                                 "it means (on two cores the model's report would hold up the "
                                 "next answer)")
-    prefill: bool = Field(True, description="while the operator speaks, the model reads the "
-                          "start of their turn (the events since the last one): the answer then "
-                          "costs only the question's own tokens")
+    prefill: bool = Field(True, description="whenever it has nothing to say (and as the "
+                          "operator starts to speak) the model reads what the conversation gained "
+                          "and the start of the next turn: an answer then costs only the "
+                          "question's own tokens")
     warm_up_s: float = Field(600, gt=0, description="the model reads the mission (the prompt's "
                              "stable prefix) before the mission clock starts; at most this long")
     speech_wait_s: float = Field(1.0, ge=0, le=10, description="extend: the model starts once "
@@ -325,9 +326,11 @@ class Dialogue(Actor):
                 self._release = asyncio.create_task(self._release_after(arrived))
 
     def _start_prefill(self) -> None:
-        """Let the model read the start of the operator's turn now, if it has nothing to say."""
+        """Let the model read the conversation so far and the start of the operator's next
+        turn now, if it has nothing to say."""
         busy = (self._prefilling is not None and not self._prefilling.done()) or (
-            self._replying is not None and not self._replying.done()) or not self._queue.empty()
+            self._replying is not None and not self._replying.done()
+            and self._replying is not asyncio.current_task()) or not self._queue.empty()
         if busy or self.chain is None or self.mind is None:
             return
         self._prefilling = asyncio.create_task(self._prefill(self.mind.question_head()))
@@ -378,6 +381,10 @@ class Dialogue(Actor):
                 raise
             except Exception as error:
                 await self.report_error(error)
+            if self._queue.empty() and self.config.prefill:
+                # Nothing more to say: the model reads what the conversation gained (reports
+                # spoken without it, the last reply) now, not when the next question comes.
+                self._start_prefill()
 
     # ------------------------------------------------------------------ replying
 

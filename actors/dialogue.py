@@ -393,15 +393,19 @@ class Dialogue(Actor):
         assert mind is not None
         reply = _Reply(self, decision, turn, arrived)
         await self.publish(msgspec.structs.replace(decision.message(), turn=turn))
-        asked = mind.turn_message(decision)
         plain = decision.intent in ("acknowledge", "clarify", "decline") or decision.hedge or (
             decision.trigger == "report" and (not self.config.model_reports
                                               or decision.expression == "urgent"))
         if plain or self.chain is None or (self.config.llm_role == "extend"
                                            and not decision.evidence):
             await reply.say(decision.fallback, final=True, source="policy")
-            mind.remember(asked, decision.fallback)
+            if decision.trigger == "question":
+                mind.remember(mind.turn_message(decision), decision.fallback)
+            # A report spoken from its event stays out of the conversation as a turn of its
+            # own: the event reaches the model as an "Event earlier" line of the next turn (a
+            # turn whose reply repeats its message teaches a small model to echo the operator).
             return
+        asked = mind.turn_message(decision)
         if self.config.llm_role == "extend":
             await reply.say(decision.fallback, final=False, source="policy")
             # The voice first: on two cores the model's prompt would slow the synthesis of the

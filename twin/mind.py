@@ -12,16 +12,21 @@
 :meth:`Mind.decide_reply` (a final transcript) and :meth:`Mind.decide_report` (a mission event)
 turn them, with retrieval over the mission knowledge, into a :class:`Decision`: intent, style,
 hedging, confidence, the evidence and a human-readable reason for every rule that fired. The
-decision also carries a short grounded ``fallback`` reply built without an LLM, and
-:meth:`Mind.prompt` the short chat prompt for the LLM that phrases it. ``Decision.message()`` is
-the ``TwinDecision`` that goes on the bus (and so into the log).
+decision also carries a short grounded ``fallback`` reply built without an LLM (for a report:
+the event and the fact that says what it means). ``Decision.message()`` is the ``TwinDecision``
+that goes on the bus (and so into the log).
 
-**Confidence** of an answer = the top retrieval score (cosine similarity plus the knowledge's
-lexical boost, 0..1) x (0.5 + 0.5 x ASR confidence): a perfectly heard question keeps the
-retrieval score, a barely heard one (0.5, the clarify limit) loses a quarter of it. A transcript
-with no words and confidence 0 is typed text and counts as heard. Below ``confidence_threshold``
-the twin hedges; it also hedges when the question asks for a value (grid, frequency, time,
-number) that none of the evidence holds.
+The model's prompt (``twin.prompt``): :attr:`Mind.prefix` (the whole mission, stable all session),
+:attr:`Mind.conversation` (append-only, :meth:`Mind.remember`), and the turn
+(:meth:`Mind.turn_message`; :meth:`Mind.question_head` is its start, read ahead while the
+operator speaks); :meth:`Mind.prompt` puts them together.
+
+**Confidence** of an answer = the share of the question's topic words that the evidence holds
+(the top passages; the top retrieval score when the question names no topic) x (0.5 + 0.5 x ASR
+confidence). A transcript with no words and confidence 0 is typed text and counts as heard. A
+model that reads every note is trusted with a question unless no word of it is in the mission;
+when the notes do not fit its prompt, the twin hedges below ``confidence_threshold`` and when the
+question asks for a value (grid, frequency, time, number) that none of the evidence holds.
 
 This is a core module: it imports nothing heavy and nothing from ``actors/``. The knowledge is
 anything with ``search(query, k) -> [(passage, score)]`` (passages have ``id``, ``source``,
@@ -575,6 +580,8 @@ class Mind:
                     f"{covered}, ASR {asr:.2f}: confidence {confidence:.2f} "
                     f"{'<' if low else '>='} {self.confidence_threshold}")
                 missing, value_reason = self._value_check(query, evidence)
+                if value_reason and self.notes_in_prefix and missing:
+                    value_reason = value_reason.replace(": hedge", ": the model reads every note")
                 if value_reason:
                     reasons.append(value_reason)
                 if self.notes_in_prefix:

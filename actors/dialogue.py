@@ -189,6 +189,7 @@ class Dialogue(Actor):
         self.chain: Any = None
         self._chat: Any = None  # the chat model inside the chain
         self._model_lock = threading.Lock()  # one generation (or state load/save) at a time
+        self._model_run: tuple[threading.Thread, threading.Event] | None = None  # the last one
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
         self._deferred: list[Decision] = []
         self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
@@ -277,6 +278,10 @@ class Dialogue(Actor):
         for task in (self._worker, self._replying, self._release, self._prefilling):
             if task is not None:
                 task.cancel()
+        if self._model_run is not None:  # llama.cpp must not be mid-token when the process ends
+            thread, stop = self._model_run
+            stop.set()
+            await asyncio.to_thread(thread.join, 120)
 
     def on_health(self) -> dict[str, Any]:
         return {"reports": self.reports, "deferred": len(self._deferred)}
@@ -477,7 +482,9 @@ class Dialogue(Actor):
                 finally:
                     post("end", None)
 
-        threading.Thread(target=run, name="dialogue-model", daemon=True).start()
+        thread = threading.Thread(target=run, name="dialogue-model", daemon=True)
+        self._model_run = (thread, stop)
+        thread.start()
         try:
             while True:
                 kind, value = await chunks.get()

@@ -362,7 +362,8 @@ def test_while_the_operator_speaks_the_model_reads_the_start_of_their_turn(
             assert str(head[-1].content).endswith("BULLDOG 0 asks:")  # the turn, so far
             await harness.send(question("What's the troop net alternate?", 1), source="speech")
             await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
-            asked = RecordingChat.seen[-1]
+            asked = next(seen for seen in RecordingChat.seen
+                         if "troop net alternate" in str(seen[-1].content))
             # the question's prompt begins with everything the model read while it was asked
             assert [m.content for m in asked[:-1]] == [m.content for m in head[:-1]]
             assert str(asked[-1].content).startswith(str(head[-1].content))

@@ -71,6 +71,7 @@ def test_the_twin_answers_through_an_openai_compatible_server(server: str) -> No
             known = await talk.ask("What frequency is the troop net on?")
             print(known.decision.intent, known.reply)
             assert "44.175" in known.reply, known.reply
-            assert not known.rejected
+            # what the small model rambles on with is held back by the checker, not spoken
+            assert all("44.2" not in sentence for sentence in known.sentences), known.sentences
 
     asyncio.run(asyncio.wait_for(scenario(), 600))

@@ -164,12 +164,15 @@ def test_mind_on_the_real_knowledge(mission: Mission, knowledge: Knowledge) -> N
                              priority=item.priority, facts=list(item.facts))
         mind.observe(event)
     expected = ["answer", "answer", "recommend", "answer", "answer"]
-    for line, intent in zip(mission.script, expected, strict=True):
+    for n, (line, intent) in enumerate(zip(mission.script, expected, strict=True)):
         decision = mind.decide_reply(Transcript(text=line.text, final=True, confidence=0.93))
         assert decision.intent == intent, (line.text, decision.reasons)
         assert decision.evidence and decision.fallback
-        words = sum(len(content.split()) for _, content in mind.prompt(decision))
-        assert words <= 250
+        turn = mind.turn_message(decision)
+        # the turn's own part (the mission is the prefix): the first tells all seven events
+        # observed so far, the next ones only their question
+        assert len(turn.split()) <= (600 if n == 0 else 60), turn
+        assert mind.prompt(turn)[0] == ("system", mind.prefix)
     drill = mind.decide_reply(Transcript(
         text="Marker at four nine three zero seven one zero two. Give me the drill, short.",
         final=True, confidence=0.93))

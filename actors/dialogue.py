@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.chat import ChatSettings, PrefixCache, chat_model, split_sentences
 from twin.actor import Actor, ActorFailed
-from twin.grounding import Grounds
+from twin.grounding import Grounds, ordinary_words
 from twin.messages import (
     Message,
     Metric,
@@ -118,14 +118,6 @@ def conversation_chars(chat: ChatSettings, prefix: str) -> int:
     reply (characters; about 3 a token, the prefix's about 3.2)."""
     tokens = chat.n_ctx - chat.max_tokens - 600 - len(prefix) / 3.2
     return max(1500, int(tokens * 3))
-
-
-def _common_words(knowledge: Any) -> set[str]:
-    """Ordinary English words (the embedding model's whole-word vocabulary), so that a
-    capitalised "Sergeant" is not taken for an invented name."""
-    tokenizer = getattr(getattr(knowledge, "model", None), "tokenizer", None)
-    vocabulary = tokenizer.get_vocab() if tokenizer is not None else {}
-    return {word for word in vocabulary if word.isalpha() and len(word) > 2}
 
 
 def _echoes_instructions(sentence: str) -> str | None:
@@ -223,7 +215,7 @@ class Dialogue(Actor):
         if chat.backend == "llamacpp":  # the conversation gets what the prefix leaves
             self.mind.conversation.max_chars = conversation_chars(chat, self.mind.prefix)
         self.grounds = Grounds([self.mind.prefix, *(text for _, text in read_notes(
-            mission.knowledge))], common_words=_common_words(knowledge))
+            mission.knowledge))], common_words=ordinary_words(self.config.knowledge_model))
         await self._warm_up()
         self._worker = asyncio.create_task(self._speak_in_order())
 

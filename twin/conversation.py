@@ -2,7 +2,7 @@
 fed typed questions and the mission's events, with each reply collected as it is spoken.
 
 ``twin chat`` (a terminal conversation) and ``twin eval dialogue`` (scores on a question file)
-both talk to the twin through :class:`Conversation`; nothing else of a session runs (no Ray, no
+both talk to the twin through :class:`TypedTalk`; nothing else of a session runs (no Ray, no
 audio, no mission clock: an inject or a phase happens when asked for, at its own mission time).
 """
 
@@ -19,7 +19,7 @@ from twin.config import Mission
 from twin.messages import Metric, MissionEvent, Transcript, TwinDecision, TwinUtterance
 from twin.testing import Harness
 
-__all__ = ["Conversation", "Exchange", "UnknownEvent"]
+__all__ = ["Exchange", "TypedTalk", "UnknownEvent"]
 
 
 class UnknownEvent(ValueError):
@@ -43,7 +43,7 @@ class Exchange:
         return " ".join(sentence for sentence in self.sentences if sentence)
 
 
-class Conversation:
+class TypedTalk:
     """The Dialogue actor (``settings`` as in a config's ``actors.dialogue.settings``) for
     ``mission``, driven turn by turn. Use as an async context manager."""
 
@@ -60,7 +60,7 @@ class Conversation:
         self.mission_time = 0.0
         self.happened: set[str] = set()  # inject and phase ids already sent
 
-    async def __aenter__(self) -> Conversation:
+    async def __aenter__(self) -> TypedTalk:
         await self.harness.__aenter__()
         self.happened.add(self.mission.phases[0].id)  # the mind starts in the first phase
         with contextlib.suppress(TimeoutError):  # published at the end of the actor's start

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import yaml
 
 from twin.config import ConfigError, Mission, load_mission
-from twin.grounding import Grounds, figures
+from twin.grounding import Grounds, figures, ordinary_words
 
 __all__ = ["KINDS", "EvalError", "Question", "Result", "evaluate", "format_results",
            "load_questions", "summary"]
@@ -219,18 +219,7 @@ def _mission_grounds(mission_path: Path, mission: Mission, questions: list[Quest
     texts = [mission_path.read_text(encoding="utf-8"),
              *(Path(note).read_text(encoding="utf-8") for note in mission.knowledge),
              *(question.text for question in questions)]
-    return Grounds(texts, common_words=_english())
-
-
-def _english() -> set[str]:
-    """Ordinary words (the embedding model's whole-word vocabulary), as the twin uses."""
-    from twin import models
-
-    try:
-        vocab = models.model_path("all-minilm-l6-v2") / "vocab.txt"
-        return {w for w in vocab.read_text().split() if w.isalpha() and len(w) > 2}
-    except (models.ModelError, OSError):
-        return set()
+    return Grounds(texts, common_words=ordinary_words())
 
 
 # ------------------------------------------------------------------------------ running
@@ -238,7 +227,7 @@ def _english() -> set[str]:
 def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, Any], *,
              progress: Callable[[str], None] = lambda text: None) -> tuple[list[Result], float]:
     """Ask every question in order through the Dialogue actor; (results, ready seconds)."""
-    from twin.conversation import Conversation
+    from twin.conversation import TypedTalk
 
     try:
         mission = load_mission(mission_path)
@@ -250,7 +239,7 @@ def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, 
 
     async def run() -> float:
         progress(f"loading the model and reading mission {mission.name!r} ...")
-        async with Conversation(mission, settings) as talk:
+        async with TypedTalk(mission, settings) as talk:
             progress(f"ready in {talk.ready_s or 0:.1f} s; {len(questions)} questions")
             for question in questions:
                 reports = []

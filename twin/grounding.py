@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["Grounds", "figures", "numbers"]
+__all__ = ["Grounds", "figures", "numbers", "ordinary_words"]
 
 _UNITS = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -184,3 +184,19 @@ class Grounds:
         if invented:
             return f"states {', '.join(dict.fromkeys(invented))}, which nothing it knows holds"
         return None
+
+
+def ordinary_words(model: str = "all-minilm-l6-v2") -> set[str]:
+    """Ordinary English words: the whole words of the embedding model's vocabulary (a registry
+    name or a folder with ``vocab.txt``), so that a capitalised "Sergeant" is not taken for an
+    invented name. Empty when the model is not there: then every such name is checked."""
+    from twin import models
+
+    try:
+        folder = models.locate(model, kind="embedding",
+                               accept=lambda path: (path / "vocab.txt").is_file(),
+                               expected="a folder with vocab.txt")
+        words = (folder / "vocab.txt").read_text(encoding="utf-8").split()
+    except (models.ModelError, OSError):
+        return set()
+    return {word for word in words if word.isalpha() and len(word) > 2}

@@ -91,23 +91,40 @@ def gguf_path(model: str) -> Path:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])")
+# where a long sentence may be cut for the voice, best first: a list's items, a colon, a comma
+_CLAUSE_ENDS = (re.compile(r"(?<=;)\s+"), re.compile(r"(?<=:)\s+"), re.compile(r"(?<=,)\s+"))
 
 
-async def split_sentences(chunks: AsyncIterator[str], *, min_chars: int = 12
-                          ) -> AsyncIterator[str]:
-    """Complete sentences from streamed text, each as soon as the next one begins."""
+async def split_sentences(chunks: AsyncIterator[str], *, min_chars: int = 12,
+                          long_chars: int = 120) -> AsyncIterator[str]:
+    """Complete sentences from streamed text, each as soon as the next one begins. A sentence
+    that runs past ``long_chars`` (a list read out as one, a clause after clause) goes out in
+    parts, cut after its last semicolon, colon or comma so far: the voice need not wait for its
+    end, nor the operator for the voice."""
     buffer = ""
     async for chunk in chunks:
         buffer += chunk
         while True:
             match = _SENTENCE_END.search(buffer, min_chars)
-            if match is None:
+            if match is not None:
+                sentence, buffer = buffer[: match.start()].strip(), buffer[match.end():]
+            elif len(buffer) > long_chars and (cut := _clause_end(buffer, min_chars)):
+                sentence, buffer = buffer[:cut].strip(), buffer[cut:]
+            else:
                 break
-            sentence, buffer = buffer[: match.start()].strip(), buffer[match.end():]
             if sentence:
                 yield sentence
     if buffer.strip():
         yield buffer.strip()
+
+
+def _clause_end(text: str, min_chars: int) -> int | None:
+    """Where the last clause of ``text`` ends (after ``min_chars``), or ``None``."""
+    for clause_end in _CLAUSE_ENDS:
+        ends = [m.end() for m in clause_end.finditer(text, min_chars)]
+        if ends:
+            return ends[-1]
+    return None
 
 
 class PrefixCache:

@@ -4,8 +4,9 @@ In: the operator's final ``Transcript`` (answer / recommend / clarify ...), ``Mi
 operator should know (a proactive report), and what the mind follows: ``OperatorState``,
 ``SpeechStarted``/``SpeechEnded`` (is the operator talking?), ``TwinUtterance`` and ``SpeechCut``
 (what the operator actually heard of the twin), ``Speech`` (the twin's voice is out: only its
-turn is read). Out: a ``TwinDecision`` (intent, style, hedge, confidence, reasons, evidence ids)
-and then the reply, sentence by sentence, as ``TwinUtterance``s with the same ``turn``.
+turn is read), ``Interrupt`` (the operator cut the twin off: the model stops writing that
+reply). Out: a ``TwinDecision`` (intent, style, hedge, confidence, reasons, evidence ids) and
+then the reply, sentence by sentence, as ``TwinUtterance``s with the same ``turn``.
 
 The decision is made first, without any LLM (``twin.mind``). Acknowledgements, clarifications,
 declines, hedges about what the mission never mentions and flash reports are spoken from the
@@ -45,6 +46,7 @@ from actors.chat import ChatSettings, PrefixCache, chat_model, split_sentences
 from twin.actor import Actor, ActorFailed
 from twin.grounding import Grounds, ordinary_words
 from twin.messages import (
+    Interrupt,
     Message,
     Metric,
     MissionEvent,
@@ -158,7 +160,7 @@ class Dialogue(Actor):
     """The twin's mind and mouth: decisions, then replies sentence by sentence."""
 
     subscribes: ClassVar[tuple[type[Message], ...]] = (
-        Transcript, MissionEvent, OperatorState, SpeechStarted, SpeechEnded, SpeechCut,
+        Transcript, MissionEvent, OperatorState, SpeechStarted, SpeechEnded, SpeechCut, Interrupt,
         TwinUtterance, Speech)
     Settings: ClassVar[type[BaseModel]] = DialogueSettings
 
@@ -179,6 +181,7 @@ class Dialogue(Actor):
         self.config = settings
         self.mind: Mind | None = None
         self.chain: Any = None
+        self._reader: Any = None  # the same chain, stopping at its first token (read ahead)
         self._chat: Any = None  # the chat model inside the chain
         self._model_lock = threading.Lock()  # one generation (or state load/save) at a time
         self._model_run: tuple[threading.Thread, threading.Event] | None = None  # the last one
@@ -187,6 +190,8 @@ class Dialogue(Actor):
         self._release: asyncio.Task[None] | None = None  # deferred reports after a pause
         self._voiced: dict[int, asyncio.Event] = {}  # turn -> its first Speech is out
         self._replying: asyncio.Task[None] | None = None
+        self._replying_turn: int | None = None
+        self._cut_turn: int | None = None  # the operator cut the twin off in this turn
         self._prefilling: asyncio.Task[None] | None = None  # the model reading a turn's start
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
@@ -234,6 +239,11 @@ class Dialogue(Actor):
 
         prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
         self._chat = chat_model(self.config.chat)
+        # Reading ahead needs the prompt read, not a reply: one token (a reply cut off after
+        # its first chunk still ran on for ~10 tokens, a second of the model per read-ahead).
+        one = ({"max_tokens": 1} if self.config.chat.backend in ("llamacpp", "openai")
+               else {"num_predict": 1})
+        self._reader = prompt | self._chat.bind(**one) | StrOutputParser()
         return prompt | self._chat | StrOutputParser()
 
     async def _warm_up(self) -> None:
@@ -254,7 +264,7 @@ class Dialogue(Actor):
                                                                    prefix)
         with contextlib.suppress(Exception):  # a cold model only costs the first reply time
             async with asyncio.timeout(self.config.warm_up_s):
-                reply = self._generate(self.mind.prompt("Say ready."))
+                reply = self._generate(self.mind.prompt("Say ready."), reader=True)
                 await reply.__anext__()  # the first token: the prefix is read
                 await reply.aclose()  # type: ignore[attr-defined]
             warm = True
@@ -285,6 +295,9 @@ class Dialogue(Actor):
             if message.turn is not None:
                 self._speech_out(message.turn).set()
             return
+        if isinstance(message, Interrupt):
+            self._cut(message.target_turn)
+            return
         mind = self.mind
         assert mind is not None
         mind.observe(message)
@@ -296,6 +309,9 @@ class Dialogue(Actor):
         if (isinstance(message, SpeechStarted) and message.stream == "operator"
                 and self.config.prefill):
             self._start_prefill()
+        elif (isinstance(message, Transcript) and not message.final and not message.typed
+              and message.speaker == "operator" and self.config.prefill):
+            self._start_prefill(message.text)
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
             answer = mind.decide_reply(message)
@@ -322,20 +338,33 @@ class Dialogue(Actor):
             if self._deferred and self._release is None:
                 self._release = asyncio.create_task(self._release_after(arrived))
 
-    def _start_prefill(self) -> None:
+    def _cut(self, turn: int | None) -> None:
+        """The operator cut the twin off in ``turn``: the rest of that reply would go unheard,
+        and writing it would hold the model while their next question waits. Stop it."""
+        if turn is not None and turn == self._replying_turn:
+            self._cut_turn = turn
+            if self._model_run is not None:
+                self._model_run[1].set()
+
+    def _start_prefill(self, heard: str = "") -> None:
         """Let the model read the conversation so far and the start of the operator's next
-        turn now, if it has nothing to say."""
+        turn now, if it has nothing to say: with ``heard`` (a partial transcript), the question
+        as far as it is heard, but its last word (still changing); at the final transcript
+        only the rest is left to read."""
         busy = (self._prefilling is not None and not self._prefilling.done()) or (
             self._replying is not None and not self._replying.done()
             and self._replying is not asyncio.current_task()) or not self._queue.empty()
         if busy or self.chain is None or self.mind is None:
             return
-        self._prefilling = asyncio.create_task(self._prefill(self.mind.question_head()))
+        head = self.mind.question_head()
+        words = spoken_numbers(heard).split()[:-1]
+        self._prefilling = asyncio.create_task(
+            self._prefill(f"{head} {' '.join(words)}" if words else head))
 
     async def _prefill(self, head: str) -> None:
         assert self.mind is not None
         started = time.monotonic()
-        reading = self._generate(self.mind.prompt(head))
+        reading = self._generate(self.mind.prompt(head), reader=True)
         with contextlib.suppress(Exception):
             await reading.__anext__()  # the first token: all before it is read
         await reading.aclose()  # type: ignore[attr-defined]
@@ -372,12 +401,15 @@ class Dialogue(Actor):
         while True:
             decision, turn, arrived = await self._queue.get()
             self._replying = asyncio.create_task(self._reply(decision, turn, arrived))
+            self._replying_turn = turn
             try:
                 await self._replying
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 await self.report_error(error)
+            finally:
+                self._replying_turn = None
             if self._queue.empty() and self.config.prefill:
                 # Nothing more to say: the model reads what the conversation gained (reports
                 # spoken without it, the last reply) now, not when the next question comes.
@@ -418,6 +450,8 @@ class Dialogue(Actor):
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
                 async for sentence in split_sentences(generation.chunks()):
+                    if self._cut_turn == turn:
+                        break  # the rest would go unheard (and may be a half sentence)
                     generation.sentence()
                     if _NOT_IN_NOTES.search(sentence):
                         unknown = reply.index == 0 or unknown
@@ -431,7 +465,8 @@ class Dialogue(Actor):
                             break  # a small model that left the evidence: stop it here
                         continue
                     await reply.say(sentence, final=False, source="llm")
-                    budget -= 1
+                    if not sentence.endswith((",", ";", ":")):  # a part of a long one: no
+                        budget -= 1
                     if budget <= 0:
                         break
         except Exception as error:  # a timeout or a failing model: the grounded reply stands
@@ -450,7 +485,8 @@ class Dialogue(Actor):
             await reply.close()
         mind.remember(asked, " ".join(reply.spoken))
 
-    async def _generate(self, messages: list[tuple[str, str]]) -> AsyncIterator[str]:
+    async def _generate(self, messages: list[tuple[str, str]], *, reader: bool = False
+                        ) -> AsyncIterator[str]:
         """The model's reply as it streams. The model runs in a thread of its own, one
         generation at a time: a reply given up (a timeout, enough sentences) stops at its next
         token and is over before the next one starts (llama.cpp must never run two at once)."""
@@ -462,10 +498,12 @@ class Dialogue(Actor):
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
                 loop.call_soon_threadsafe(chunks.put_nowait, (kind, value))
 
+        chain = self._reader if reader else self.chain
+
         def run() -> None:
             with self._model_lock:
                 try:
-                    for chunk in self.chain.stream({"messages": messages}):
+                    for chunk in chain.stream({"messages": messages}):
                         if stop.is_set():
                             break
                         post("chunk", str(chunk))

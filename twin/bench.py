@@ -593,7 +593,8 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
     from actors.dialogue import Dialogue
     from twin.actor import SessionInfo
     from twin.config import load_mission
-    from twin.messages import Metric, SpeechStarted, Transcript, TwinUtterance
+    from twin.conversation import speak
+    from twin.messages import Metric, Transcript, TwinUtterance
     from twin.testing import Harness
 
     path = Path(mission) if mission else (
@@ -610,9 +611,8 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
             for _ in range(repeats):
                 for question in DIALOGUE_QUESTIONS:
                     turn += 1
-                    # the operator speaks it (about 0.3 s a word), then the final transcript
-                    await harness.send(SpeechStarted(at=0.0, turn=turn), source="speech")
-                    await asyncio.sleep(0.3 * len(question.split()))
+                    # the operator speaks it (the twin reads ahead), then the final transcript
+                    await speak(harness, question, turn)
                     await harness.send(Transcript(text=question, final=True, confidence=0.95,
                                                   turn=turn), source="speech")
                     await harness.wait_for(TwinUtterance, _final_of(turn), timeout=120)

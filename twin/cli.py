@@ -620,9 +620,12 @@ def eval_dialogue(
     config: Annotated[Path | None, typer.Option(help="runtime config (its dialogue settings); default configs/default.yaml")] = None,
     model: Annotated[str | None, typer.Option(help="chat model instead of the config's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: total, by_kind, questions")] = False,
+    typed: Annotated[bool, typer.Option("--typed", help="send each question at once, typed (faster; the first-sentence times then include reading the question)")] = False,
 ) -> None:
     """Ask the twin every question of a question file, in order, with the configured model;
-    print each decision, reply and verdict, and the score per kind."""
+    print each decision, reply and verdict, and the score per kind. Each question arrives as
+    in a session, in the time an operator takes to say it (the twin reads ahead meanwhile):
+    the first-sentence times count from the end of their voice."""
     from twin.eval_dialogue import EvalError, evaluate, format_results, load_questions, to_json
 
     try:
@@ -631,7 +634,7 @@ def eval_dialogue(
         if target is None:
             raise EvalError(f"{questions}: names no mission; give --mission")
         results, ready = evaluate(
-            target, rows, _dialogue_settings(config, model),
+            target, rows, _dialogue_settings(config, model), spoken=not typed,
             progress=lambda text: typer.echo(f"eval dialogue: {text}", err=True))
     except EvalError as error:
         raise _fail(str(error)) from None

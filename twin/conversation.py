@@ -16,10 +16,41 @@ from typing import Any
 
 from twin.actor import SessionInfo
 from twin.config import Mission
-from twin.messages import Metric, MissionEvent, Transcript, TwinDecision, TwinUtterance
+from twin.messages import (
+    Metric,
+    MissionEvent,
+    SpeechEnded,
+    SpeechStarted,
+    Transcript,
+    TwinDecision,
+    TwinUtterance,
+)
 from twin.testing import Harness
 
-__all__ = ["Exchange", "TypedTalk", "UnknownEvent"]
+__all__ = ["WORD_S", "Exchange", "TypedTalk", "UnknownEvent", "speak"]
+
+WORD_S = 0.3
+"""About how long an operator takes to say a word on the radio."""
+PARTIAL_S = 0.5
+"""How often the speech recogniser publishes a partial transcript (its default)."""
+
+
+async def speak(harness: Harness, text: str, turn: int) -> None:
+    """Send what the session sends while the operator says ``text``, in about the time they
+    take to say it: ``SpeechStarted``, a partial transcript every half second with the words
+    said so far, ``SpeechEnded``. The final transcript is the caller's to send: times counted
+    from then are counted from the end of the operator's voice."""
+    words = text.split()
+    await harness.send(SpeechStarted(at=0.0, turn=turn), source="speech")
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) + PARTIAL_S < WORD_S * len(words):
+        await asyncio.sleep(PARTIAL_S)
+        said = words[: int((elapsed + PARTIAL_S) / WORD_S)]
+        await harness.send(Transcript(text=" ".join(said), final=False, confidence=0.9,
+                                      turn=turn), source="speech")
+    await asyncio.sleep(max(0.0, WORD_S * len(words) - (time.monotonic() - started)))
+    await harness.send(SpeechEnded(at=WORD_S * len(words), duration=WORD_S * len(words),
+                                   turn=turn), source="speech")
 
 
 class UnknownEvent(ValueError):
@@ -45,10 +76,16 @@ class Exchange:
 
 class TypedTalk:
     """The Dialogue actor (``settings`` as in a config's ``actors.dialogue.settings``) for
-    ``mission``, driven turn by turn. Use as an async context manager."""
+    ``mission``, driven turn by turn. Use as an async context manager.
+
+    ``spoken``: questions arrive as in a session, in the time an operator takes to say them
+    (:func:`speak`), and a report is given the time it takes to say before anything else
+    happens; the twin's model reads ahead meanwhile, as it does in a session, and the first
+    sentence of a reply is timed from the end of the operator's voice. Else everything is
+    typed and arrives at once."""
 
     def __init__(self, mission: Mission, settings: dict[str, Any] | None = None, *,
-                 reply_timeout_s: float = 300.0) -> None:
+                 reply_timeout_s: float = 300.0, spoken: bool = False) -> None:
         from actors.dialogue import Dialogue
 
         self.mission = mission
@@ -56,6 +93,7 @@ class TypedTalk:
                               session=SessionInfo(id="conversation", mission=mission))
         self.harness = Harness(self.actor)
         self.reply_timeout_s = reply_timeout_s
+        self.spoken = spoken
         self.turn = 0
         self.mission_time = 0.0
         self.happened: set[str] = set()  # inject and phase ids already sent
@@ -77,8 +115,11 @@ class TypedTalk:
         return metrics[0].value if metrics else None
 
     async def ask(self, text: str) -> Exchange:
-        """Send ``text`` as a typed final transcript; the twin's reply."""
+        """Send ``text`` as a final transcript (spoken: after what the session sends while the
+        operator says it); the twin's reply."""
         self.turn += 1
+        if self.spoken:
+            await speak(self.harness, text, self.turn)
         await self.harness.send(Transcript(text=text, final=True, typed=True, turn=self.turn),
                                 source="typed")
         return await self._exchange(self.turn, text)
@@ -114,12 +155,20 @@ class TypedTalk:
 
     async def _event(self, event: MissionEvent) -> list[Exchange]:
         seen = len(self._reports())
+        sent = time.time()
         await self.harness.send(event, source="mission")
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline and len(self._reports()) == seen:
             await asyncio.sleep(0.05)
-        return [await self._exchange(decision.turn or 0, event.text)
-                for decision in self._reports()[seen:]]
+        reports = [await self._exchange(decision.turn or 0, event.text)
+                   for decision in self._reports()[seen:]]
+        if self.spoken and reports:  # the twin says them, and reads ahead meanwhile
+            said = sum(len(report.reply.split()) for report in reports)
+            with contextlib.suppress(TimeoutError):
+                await self.harness.wait_for(
+                    Metric, lambda m: m.name == "dialogue_prefill_ms" and m.t > sent,
+                    WORD_S * said)
+        return reports
 
     def _reports(self) -> list[TwinDecision]:
         return [m for m in self.harness.probe.messages(TwinDecision) if m.trigger == "report"]

@@ -225,8 +225,12 @@ def _mission_grounds(mission_path: Path, mission: Mission, questions: list[Quest
 # ------------------------------------------------------------------------------ running
 
 def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, Any], *,
-             progress: Callable[[str], None] = lambda text: None) -> tuple[list[Result], float]:
-    """Ask every question in order through the Dialogue actor; (results, ready seconds)."""
+             spoken: bool = True, progress: Callable[[str], None] = lambda text: None
+             ) -> tuple[list[Result], float]:
+    """Ask every question in order through the Dialogue actor; (results, ready seconds).
+    ``spoken``: each question arrives as in a session, in the time an operator takes to say it
+    (the twin reads ahead meanwhile), and its first sentence is timed from the end of their
+    voice; else typed, all at once."""
     from twin.conversation import TypedTalk
 
     try:
@@ -239,7 +243,7 @@ def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, 
 
     async def run() -> float:
         progress(f"loading the model and reading mission {mission.name!r} ...")
-        async with TypedTalk(mission, settings) as talk:
+        async with TypedTalk(mission, settings, spoken=spoken) as talk:
             progress(f"ready in {talk.ready_s or 0:.1f} s; {len(questions)} questions")
             for question in questions:
                 reports = []

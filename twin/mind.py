@@ -915,7 +915,7 @@ class Mind:
         if decision.trigger == "report":
             lines.append(f"New event, from {decision.verify_with or 'the mission'}: "
                          f"{decision.evidence[0][0].text if decision.evidence else ''}")
-            lines.append(f"[report to {op.callsign}, brief{''.join(f', {t}' for t in tags)}]")
+            lines.append(self._tag([f"report to {op.callsign}", "brief", *tags]))
             return "\n".join(lines)
         if decision.intent == "decline":
             lines.append("The operator asked for something you decline (request not repeated).")
@@ -933,8 +933,14 @@ class Mind:
         if decision.intent == "recommend" and op.expertise == "novice":
             how.append("options first")
         how.append(_LENGTH[decision.style])
-        lines.append(f"[{', '.join(how + tags)}]")
+        lines.append(self._tag(how + tags))
         return "\n".join(lines)
+
+    def _tag(self, how: Sequence[str]) -> str:
+        """The turn's last line: the mission time and phase, then how to reply. Last, because
+        it changes every second: all before it is the same as when the model read ahead."""
+        ctx = self.context
+        return f"[{_clock(ctx.mission_time)}, phase: {ctx.phase_title}; {', '.join(how)}]"
 
     def question_head(self) -> str:
         """How the next question's turn message will begin, as far as it is known before the
@@ -947,11 +953,10 @@ class Mind:
         return "\n".join([*lines, f"{self.operator.callsign} asks:"])
 
     def _head(self, *, mark: bool, skip: str | None) -> list[str]:
-        """The turn's first lines: the mission time and phase, then the events that the
-        conversation does not hold yet (``mark``: from now on it does), but ``skip``."""
-        ctx = self.context
-        lines = [f"[{_clock(ctx.mission_time)}, phase: {ctx.phase_title}]"]
-        for event in ctx.recent_events:
+        """The turn's first lines: the events that the conversation does not hold yet
+        (``mark``: from now on it does), but ``skip``."""
+        lines: list[str] = []
+        for event in self.context.recent_events:
             key = (event.kind, event.name, event.mission_time)
             if key in self._told or event.kind not in ("inject", "knowledge", "phase_started"):
                 continue

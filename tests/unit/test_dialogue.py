@@ -4,6 +4,7 @@ actor — decision first, checked streaming, fallbacks, deferred reports — not
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from twin.actor import SessionInfo
 from twin.config import load_mission
 from twin.messages import (
     ActorError,
+    Interrupt,
     Metric,
     MissionEvent,
     Speech,
@@ -64,10 +66,13 @@ class RecordingChat(GenericFakeChatModel):
     """A fake chat model that streams a scripted reply and records what it was given."""
 
     seen: ClassVar[list[Any]] = []
+    delay_s: ClassVar[float] = 0.0  # per chunk: a model that takes its time
 
     def _stream(self, messages: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         RecordingChat.seen.append(messages)
-        return super()._stream(messages, *args, **kwargs)
+        for chunk in super()._stream(messages, *args, **kwargs):
+            time.sleep(RecordingChat.delay_s)
+            yield chunk
 
 
 def make(monkeypatch: pytest.MonkeyPatch, replies: list[str] | Exception,
@@ -352,7 +357,8 @@ def test_the_model_saying_so_and_repeats() -> None:
 
 def test_while_the_operator_speaks_the_model_reads_the_start_of_their_turn(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready.", "(read)", "The alternate is 46.900 MHz."], prefill=True)
+    actor = make(monkeypatch, ["Ready.", "(read)", "(read)", "The alternate is 46.900 MHz."],
+                 prefill=True)
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
@@ -360,13 +366,47 @@ def test_while_the_operator_speaks_the_model_reads_the_start_of_their_turn(
             await harness.wait_for(Metric, lambda m: m.name == "dialogue_prefill_ms")
             head = RecordingChat.seen[-1]
             assert str(head[-1].content).endswith("BULLDOG 0 asks:")  # the turn, so far
+            # the mission clock moves on while they speak: what was read stays the prompt's start
+            await harness.send(MissionEvent(kind="objective_met", mission=MISSION.name,
+                                            mission_time=75.0, name="x", text="Done."))
+            await harness.send(Transcript(text="What's the troop net alter", final=False,
+                                          turn=1), source="speech")
+            await harness.wait_for(Metric, lambda m: m.name == "dialogue_prefill_ms"
+                                   and len(RecordingChat.seen) == 3)
+            heard = RecordingChat.seen[-1]
+            # the words heard so far, but the last one (it may still change)
+            assert str(heard[-1].content).endswith("BULLDOG 0 asks: What's the troop net")
             await harness.send(question("What's the troop net alternate?", 1), source="speech")
             await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
-            asked = next(seen for seen in RecordingChat.seen
-                         if "troop net alternate" in str(seen[-1].content))
+            asked = RecordingChat.seen[-1]
+            assert "troop net alternate" in str(asked[-1].content)
             # the question's prompt begins with everything the model read while it was asked
-            assert [m.content for m in asked[:-1]] == [m.content for m in head[:-1]]
-            assert str(asked[-1].content).startswith(str(head[-1].content))
+            for read in (head, heard):
+                assert [m.content for m in asked[:-1]] == [m.content for m in read[:-1]]
+                assert str(asked[-1].content).startswith(str(read[-1].content))
+            assert "T+01:15" in str(asked[-1].content).splitlines()[-1]  # the time comes last
             assert "46.900" in " ".join(m.text for m in replies_of(harness, 1))
+
+    run(scenario())
+
+
+def test_an_interrupted_reply_stops_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    words = ["apple", "river", "stone", "cloud", "bread", "chair", "table", "paper", "glass",
+             "metal", "water", "light"]
+    long = " ".join(f"The troop net check word is {word} today." for word in words)
+    actor = make(monkeypatch, ["Ready.", long], prefill=False, max_sentences=8)
+    monkeypatch.setattr(RecordingChat, "delay_s", 0.05)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("Read me everything about the troop net.", 1),
+                               source="speech")
+            decision = await harness.wait_for(TwinDecision, lambda m: m.turn == 1)
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.index == 0)
+            await harness.send(Interrupt(target_turn=1), source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            said = [m.text for m in replies_of(harness, 1) if m.text]
+            # cut short: not written on to the length its style allows
+            assert decision.style != "brief" and len(said) == 1
 
     run(scenario())

@@ -360,7 +360,7 @@ def test_prompt_is_the_mission_then_the_turn_in_persona(mission: Mission, questi
     assert "operator under stress" in turn and "keep it short" in turn
     assert f"BULLDOG 0 asks: {question}" in turn
     assert "brief" in turn.splitlines()[-1]  # brief: stressed
-    assert ("[recommend" in turn) is (decision.intent == "recommend")
+    assert ("; recommend" in turn) is (decision.intent == "recommend")
     top = decision.evidence[0][0].text.split(": ", 1)[1]
     assert ("Notes that may help" in turn) is not notes_fit
     assert (top.split(".")[0] in turn) is not notes_fit
@@ -461,7 +461,7 @@ def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission
     assert report is not None
     told = mind.turn_message(report)
     assert "New event, from" in told and "Event earlier" not in told
-    assert "33T VM 4930 7102" in told and "[report to BULLDOG 0, brief" in told
+    assert "33T VM 4930 7102" in told and "; report to BULLDOG 0, brief" in told
 
 
 def test_a_report_says_the_event_and_what_its_facts_say_it_means(mission: Mission) -> None:

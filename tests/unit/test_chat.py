@@ -1,0 +1,55 @@
+"""The chat module's sentence splitter: what the voice gets, and when."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from actors.chat import split_sentences
+
+pytestmark = pytest.mark.unit
+
+
+def sentences_of(text: str, *, chunk: int = 3, **options: int) -> list[tuple[str, int]]:
+    """The sentences of ``text`` streamed ``chunk`` characters at a time, each with how much
+    of the text had streamed when it came out."""
+    streamed = 0
+
+    async def chunks() -> AsyncIterator[str]:
+        nonlocal streamed
+        for start in range(0, len(text), chunk):
+            streamed = start + chunk
+            yield text[start:start + chunk]
+
+    async def collect() -> list[tuple[str, int]]:
+        return [(sentence, min(streamed, len(text)))
+                async for sentence in split_sentences(chunks(), **options)]
+
+    return asyncio.run(collect())
+
+
+def test_each_sentence_as_soon_as_the_next_begins() -> None:
+    text = "Troop net is 44.175 MHz. Alternate 46.900 MHz. Relay through BULLDOG 4."
+    got = sentences_of(text)
+    assert [s for s, _ in got] == ["Troop net is 44.175 MHz.", "Alternate 46.900 MHz.",
+                                   "Relay through BULLDOG 4."]
+    assert got[0][1] < len(text)  # before the end of the stream
+    assert [s for s, _ in sentences_of("Yes. It is.")] == ["Yes. It is."]  # too short to cut
+
+
+def test_a_long_sentence_goes_out_in_parts_at_its_clauses() -> None:
+    listing = ("The route status holds the route name; from and to; the time cleared; the "
+               "finds with number, grid and status; the restrictions; the weather; the window; "
+               "and the codeword.")
+    parts = [s for s, _ in sentences_of(listing)]
+    assert len(parts) > 1 and " ".join(parts) == listing
+    assert all(len(part) <= 120 + 3 for part in parts)  # cut once past the limit
+    assert parts[0].endswith(";")
+    commas = ("If the convoy goes past the window, the culverts must be proved again, which "
+              "takes the search team about an hour, so the convoy waits at the start point.")
+    assert sentences_of(commas)[0][0].endswith(",")
+    # no clause to cut at: the sentence waits for its end
+    plain = "word " * 40
+    assert [s for s, _ in sentences_of(plain)] == [plain.strip()]

@@ -445,6 +445,18 @@ def test_the_conversation_and_a_cut_off_reply_reach_the_next_prompt(mission: Mis
     assert "cut off before" in turn and "68 percent" in turn
 
 
+def test_what_the_model_read_ahead_begins_the_turn_as_time_passes(mission: Mission) -> None:
+    mind, _ = mind_for(mission)
+    mind.observe(inject(mission, "convoy-delay"))
+    head = mind.question_head()  # read while the operator starts to speak, at T+00:45
+    assert "LOGPAC 7 delayed" in head and head.endswith("BULLDOG 0 asks:")
+    mind.observe(MissionEvent(kind="objective_met", mission=mission.name, mission_time=80.0,
+                              name="x", text="Done."))  # the clock moves on meanwhile
+    turn = mind.turn_message(mind.decide_reply(said("What's our fuel state?")))
+    assert turn.startswith(head)  # so only the question and the closing tag are left to read
+    assert turn.splitlines()[-1].startswith("[T+01:20, phase: ")
+
+
 def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission) -> None:
     mind, _ = mind_for(mission)
     delay = inject(mission, "convoy-delay")

@@ -13,13 +13,15 @@ declines, hedges about what the mission never mentions and flash reports are spo
 decision alone. Otherwise the model answers (``llm_role: phrase``, the default): it has read the
 whole mission once, as the prompt's stable prefix (``twin.prompt``; warmed while the session
 starts and cached on disk, :class:`actors.chat.PrefixCache`), and each turn adds only its own
-part. Its reply streams through the chain ``ChatPromptTemplate | chat model | StrOutputParser``
-(``actors.chat``) and is cut into sentences as they complete; each sentence is checked before it
-is published (``twin.grounding``: every value in it must be in the mission, the events so far or
-the operator's words): a failing sentence is dropped with its reason logged, a model that says
-the notes do not hold the answer gives a hedge, and a reply with nothing left becomes the hedged
-grounded sentence. A model that fails or exceeds its time limit also gives way to it: the twin
-is never silent and never states an invented value.
+part. Its reply streams through the chain ``ChatPromptTemplate | chat model`` (``actors.chat``;
+no output parser: closing a stream through ``StrOutputParser`` reads the model to its last
+token, which held the model for seconds after every reply cut short) and is cut into sentences
+as they complete; each sentence is checked before it is published (``twin.grounding``: every
+value in it must be in the mission, the events so far or the operator's words): a failing
+sentence is dropped with its reason logged, a model that says the notes do not hold the answer
+gives a hedge, and a reply with nothing left becomes the hedged grounded sentence. A model that
+fails or exceeds its time limit also gives way to it: the twin is never silent and never states
+an invented value.
 
 With ``llm_role: extend`` (tiny models) the policy's grounded sentence is said first and the
 model only adds to it, once that sentence's ``Speech`` is out (at most ``speech_wait_s`` later).
@@ -234,7 +236,6 @@ class Dialogue(Actor):
         return knowledge
 
     def _build_chain(self) -> Any:
-        from langchain_core.output_parsers import StrOutputParser
         from langchain_core.prompts import ChatPromptTemplate
 
         prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
@@ -243,8 +244,8 @@ class Dialogue(Actor):
         # its first chunk still ran on for ~10 tokens, a second of the model per read-ahead).
         one = ({"max_tokens": 1} if self.config.chat.backend in ("llamacpp", "openai")
                else {"num_predict": 1})
-        self._reader = prompt | self._chat.bind(**one) | StrOutputParser()
-        return prompt | self._chat | StrOutputParser()
+        self._reader = prompt | self._chat.bind(**one)
+        return prompt | self._chat
 
     async def _warm_up(self) -> None:
         """Let the model read the stable prefix (the whole mission) now, so the first question
@@ -503,10 +504,11 @@ class Dialogue(Actor):
         def run() -> None:
             with self._model_lock:
                 try:
+                    # closed at once on a break (the model stops), as a parser's stream is not
                     for chunk in chain.stream({"messages": messages}):
                         if stop.is_set():
                             break
-                        post("chunk", str(chunk))
+                        post("chunk", str(chunk.content))
                 except Exception as error:
                     post("error", error)
                 finally:

@@ -67,11 +67,13 @@ class RecordingChat(GenericFakeChatModel):
 
     seen: ClassVar[list[Any]] = []
     delay_s: ClassVar[float] = 0.0  # per chunk: a model that takes its time
+    written: ClassVar[int] = 0  # chunks streamed, all replies
 
     def _stream(self, messages: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         RecordingChat.seen.append(messages)
         for chunk in super()._stream(messages, *args, **kwargs):
             time.sleep(RecordingChat.delay_s)
+            RecordingChat.written += 1
             yield chunk
 
 
@@ -92,6 +94,7 @@ def make(monkeypatch: pytest.MonkeyPatch, replies: list[str] | Exception,
     monkeypatch.setattr(dialogue_module, "chat_model", fake_chat)
     monkeypatch.setattr(Dialogue, "_load_knowledge", lambda self: FakeKnowledge())
     RecordingChat.seen = []
+    RecordingChat.written = 0
     return Dialogue({"reports": True, "prefill": False, **settings}, name="dialogue",
                     session=SessionInfo(id="test", mission=MISSION))
 
@@ -408,5 +411,7 @@ def test_an_interrupted_reply_stops_the_model(monkeypatch: pytest.MonkeyPatch) -
             said = [m.text for m in replies_of(harness, 1) if m.text]
             # cut short: not written on to the length its style allows
             assert decision.style != "brief" and len(said) == 1
+            # and the model stopped writing then (not at the end of what it had to say)
+            assert RecordingChat.written < len(long.split()) / 2
 
     run(scenario())

@@ -118,6 +118,15 @@ async def split_sentences(chunks: AsyncIterator[str], *, min_chars: int = 12,
         yield buffer.strip()
 
 
+_MARKUP = re.compile(r"(?m)^\s*(?:[-*•]|#+|\d+[.)])(?:\s+|$)|\*\*|__|`")
+
+
+def plain_speech(sentence: str) -> str:
+    """``sentence`` as it is to be said: without the list markers, headings and emphasis a
+    model writes although told not to, its lines joined."""
+    return " ".join(_MARKUP.sub("", sentence).split())
+
+
 def _clause_end(text: str, min_chars: int) -> int | None:
     """Where the last clause of ``text`` ends (after ``min_chars``), or ``None``."""
     for clause_end in _CLAUSE_ENDS:

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.chat import ChatSettings, PrefixCache, chat_model, split_sentences
+from actors.chat import ChatSettings, PrefixCache, chat_model, plain_speech, split_sentences
 from twin.actor import Actor, ActorFailed
 from twin.grounding import Grounds, ordinary_words
 from twin.messages import (
@@ -450,10 +450,13 @@ class Dialogue(Actor):
         unknown = False
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
-                async for sentence in split_sentences(generation.chunks()):
+                async for written in split_sentences(generation.chunks()):
                     if self._cut_turn == turn:
                         break  # the rest would go unheard (and may be a half sentence)
                     generation.sentence()
+                    sentence = plain_speech(written)
+                    if not sentence:
+                        continue
                     if _NOT_IN_NOTES.search(sentence):
                         unknown = reply.index == 0 or unknown
                         break  # the model says the notes do not hold it

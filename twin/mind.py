@@ -937,10 +937,9 @@ class Mind:
         return "\n".join(lines)
 
     def _tag(self, how: Sequence[str]) -> str:
-        """The turn's last line: the mission time and phase, then how to reply. Last, because
-        it changes every second: all before it is the same as when the model read ahead."""
-        ctx = self.context
-        return f"[{_clock(ctx.mission_time)}, phase: {ctx.phase_title}; {', '.join(how)}]"
+        """The turn's last line: the mission time, then how to reply. Last, and short, because
+        the time changes every second: all before it is as the model read it ahead."""
+        return f"[{_clock(self.context.mission_time)}; {', '.join(how)}]"
 
     def question_head(self) -> str:
         """How the next question's turn message will begin, as far as it is known before the
@@ -953,9 +952,9 @@ class Mind:
         return "\n".join([*lines, f"{self.operator.callsign} asks:"])
 
     def _head(self, *, mark: bool, skip: str | None) -> list[str]:
-        """The turn's first lines: the events that the conversation does not hold yet
-        (``mark``: from now on it does), but ``skip``."""
-        lines: list[str] = []
+        """The turn's first lines: the phase, then the events that the conversation does not
+        hold yet (``mark``: from now on it does), but ``skip``."""
+        lines = [f"[phase: {self.context.phase_title}]"]
         for event in self.context.recent_events:
             key = (event.kind, event.name, event.mission_time)
             if key in self._told or event.kind not in ("inject", "knowledge", "phase_started"):

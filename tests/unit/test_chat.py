@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from actors.chat import split_sentences
+from actors.chat import plain_speech, split_sentences
 
 pytestmark = pytest.mark.unit
 
@@ -53,3 +53,14 @@ def test_a_long_sentence_goes_out_in_parts_at_its_clauses() -> None:
     # no clause to cut at: the sentence waits for its end
     plain = "word " * 40
     assert [s for s, _ in sentences_of(plain)] == [plain.strip()]
+
+
+def test_list_markers_and_emphasis_are_not_read_out() -> None:
+    assert plain_speech("Options:\n1. Try the alternate 46.900 MHz.") == (
+        "Options: Try the alternate 46.900 MHz.")
+    assert plain_speech("- **Halt.** Do not move.") == "Halt. Do not move."
+    assert plain_speech("## Drill") == "Drill"
+    assert plain_speech("1.") == ""
+    # what is not markup stays: figures, a range, a negative, a grid
+    kept = "Fuel is 43% at km 8.0-10.0, about -5 C; grid 33T VM 4930 7102."
+    assert plain_speech(kept) == kept

@@ -454,7 +454,7 @@ def test_what_the_model_read_ahead_begins_the_turn_as_time_passes(mission: Missi
                               name="x", text="Done."))  # the clock moves on meanwhile
     turn = mind.turn_message(mind.decide_reply(said("What's our fuel state?")))
     assert turn.startswith(head)  # so only the question and the closing tag are left to read
-    assert turn.splitlines()[-1].startswith("[T+01:20, phase: ")
+    assert turn.splitlines()[-1].startswith("[T+01:20; ")
 
 
 def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission) -> None:

@@ -240,8 +240,7 @@ class Dialogue(Actor):
 
         prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
         self._chat = chat_model(self.config.chat)
-        # Reading ahead needs the prompt read, not a reply: one token (a reply cut off after
-        # its first chunk still ran on for ~10 tokens, a second of the model per read-ahead).
+        # Reading ahead needs the prompt read, not a reply: one token, and the model is free.
         one = ({"max_tokens": 1} if self.config.chat.backend in ("llamacpp", "openai")
                else {"num_predict": 1})
         self._reader = prompt | self._chat.bind(**one)
@@ -469,8 +468,8 @@ class Dialogue(Actor):
                             break  # a small model that left the evidence: stop it here
                         continue
                     await reply.say(sentence, final=False, source="llm")
-                    if not sentence.endswith((",", ";", ":")):  # a part of a long one: no
-                        budget -= 1
+                    if not sentence.endswith((",", ";", ":")):  # a clause of a long sentence
+                        budget -= 1  # does not count as one
                     if budget <= 0:
                         break
         except Exception as error:  # a timeout or a failing model: the grounded reply stands

@@ -625,7 +625,7 @@ def eval_dialogue(
     """Ask the twin every question of a question file, in order, with the configured model;
     print each decision, reply and verdict, and the score per kind. Each question arrives as
     in a session, in the time an operator takes to say it (the twin reads ahead meanwhile):
-    the first-sentence times count from the end of their voice."""
+    the first-sentence times count from the final transcript, sent as their voice ends."""
     from twin.eval_dialogue import EvalError, evaluate, format_results, load_questions, to_json
 
     try:

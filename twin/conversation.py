@@ -38,8 +38,9 @@ PARTIAL_S = 0.5
 async def speak(harness: Harness, text: str, turn: int) -> None:
     """Send what the session sends while the operator says ``text``, in about the time they
     take to say it: ``SpeechStarted``, a partial transcript every half second with the words
-    said so far, ``SpeechEnded``. The final transcript is the caller's to send: times counted
-    from then are counted from the end of the operator's voice."""
+    said so far, ``SpeechEnded``. The final transcript is the caller's to send, at once: a
+    session sends it only after its end-of-turn wait (a pause of ``end_silence_ms``) and the
+    last decode, which times counted from the final transcript leave out."""
     words = text.split()
     await harness.send(SpeechStarted(at=0.0, turn=turn), source="speech")
     started = time.monotonic()
@@ -81,8 +82,8 @@ class TypedTalk:
     ``spoken``: questions arrive as in a session, in the time an operator takes to say them
     (:func:`speak`), and a report is given the time it takes to say before anything else
     happens; the twin's model reads ahead meanwhile, as it does in a session, and the first
-    sentence of a reply is timed from the end of the operator's voice. Else everything is
-    typed and arrives at once."""
+    sentence of a reply is timed from the final transcript, sent as the voice ends. Else
+    everything is typed and arrives at once."""
 
     def __init__(self, mission: Mission, settings: dict[str, Any] | None = None, *,
                  reply_timeout_s: float = 300.0, spoken: bool = False) -> None:

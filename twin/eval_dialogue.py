@@ -229,8 +229,8 @@ def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, 
              ) -> tuple[list[Result], float]:
     """Ask every question in order through the Dialogue actor; (results, ready seconds).
     ``spoken``: each question arrives as in a session, in the time an operator takes to say it
-    (the twin reads ahead meanwhile), and its first sentence is timed from the end of their
-    voice; else typed, all at once."""
+    (the twin reads ahead meanwhile), and its first sentence is timed from the final transcript,
+    sent as their voice ends; else typed, all at once."""
     from twin.conversation import TypedTalk
 
     try:

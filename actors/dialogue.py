@@ -241,9 +241,11 @@ class Dialogue(Actor):
         prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
         self._chat = chat_model(self.config.chat)
         # Reading ahead needs the prompt read, not a reply: one token, and the model is free.
-        one = ({"max_tokens": 1} if self.config.chat.backend in ("llamacpp", "openai")
-               else {"num_predict": 1})
-        self._reader = prompt | self._chat.bind(**one)
+        # (Ollama takes its limit only among all its options: there the read-ahead stops
+        # itself at the first token, as a reply cut short does.)
+        self._reader = (prompt | self._chat.bind(max_tokens=1)
+                        if self.config.chat.backend in ("llamacpp", "openai")
+                        else prompt | self._chat)
         return prompt | self._chat
 
     async def _warm_up(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from twin.config import Mission
-from twin.conversation import Exchange, TypedTalk, UnknownEvent
+from twin.conversation import Exchange, Talk, UnknownEvent
 
 HELP = """Type a question and press Enter. Commands:
   /inject ID   make the mission's inject ID happen now (the twin reports it)
@@ -46,7 +46,7 @@ async def chat(mission: Mission, settings: dict[str, Any], *, stdin: TextIO = sy
     write(f"twin chat: {mission.title}")
     write("loading the model and reading the mission (the first time takes a while) ...")
     asked = 0
-    async with TypedTalk(mission, settings) as talk:
+    async with Talk(mission, settings) as talk:
         ready = talk.ready_s
         write(f"the twin is ready{f' ({ready:.1f} s)' if ready is not None else ''}. "
               "Type a question, /help for commands.")

@@ -1,9 +1,11 @@
 """A conversation with the twin's mind outside a session: the real Dialogue actor on a LocalBus,
-fed typed questions and the mission's events, with each reply collected as it is spoken.
+fed questions (typed, or as the session sends them while an operator speaks: :func:`speak`) and
+the mission's events, with each reply collected as it is spoken.
 
 ``twin chat`` (a terminal conversation) and ``twin eval dialogue`` (scores on a question file)
-both talk to the twin through :class:`TypedTalk`; nothing else of a session runs (no Ray, no
-audio, no mission clock: an inject or a phase happens when asked for, at its own mission time).
+both talk to the twin through :class:`Talk`, and ``twin bench dialogue`` speaks its questions
+with :func:`speak`; nothing else of a session runs (no Ray, no audio, no mission clock: an
+inject or a phase happens when asked for, at its own mission time).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from twin.messages import (
 )
 from twin.testing import Harness
 
-__all__ = ["WORD_S", "Exchange", "TypedTalk", "UnknownEvent", "speak"]
+__all__ = ["WORD_S", "Exchange", "Talk", "UnknownEvent", "speak"]
 
 WORD_S = 0.3
 """About how long an operator takes to say a word on the radio."""
@@ -75,7 +77,7 @@ class Exchange:
         return " ".join(sentence for sentence in self.sentences if sentence)
 
 
-class TypedTalk:
+class Talk:
     """The Dialogue actor (``settings`` as in a config's ``actors.dialogue.settings``) for
     ``mission``, driven turn by turn. Use as an async context manager.
 
@@ -99,7 +101,7 @@ class TypedTalk:
         self.mission_time = 0.0
         self.happened: set[str] = set()  # inject and phase ids already sent
 
-    async def __aenter__(self) -> TypedTalk:
+    async def __aenter__(self) -> Talk:
         await self.harness.__aenter__()
         self.happened.add(self.mission.phases[0].id)  # the mind starts in the first phase
         with contextlib.suppress(TimeoutError):  # published at the end of the actor's start

@@ -231,7 +231,7 @@ def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, 
     ``spoken``: each question arrives as in a session, in the time an operator takes to say it
     (the twin reads ahead meanwhile), and its first sentence is timed from the final transcript,
     sent as their voice ends; else typed, all at once."""
-    from twin.conversation import TypedTalk
+    from twin.conversation import Talk
 
     try:
         mission = load_mission(mission_path)
@@ -243,7 +243,7 @@ def evaluate(mission_path: Path, questions: list[Question], settings: dict[str, 
 
     async def run() -> float:
         progress(f"loading the model and reading mission {mission.name!r} ...")
-        async with TypedTalk(mission, settings, spoken=spoken) as talk:
+        async with Talk(mission, settings, spoken=spoken) as talk:
             progress(f"ready in {talk.ready_s or 0:.1f} s; {len(questions)} questions")
             for question in questions:
                 reports = []

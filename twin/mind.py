@@ -580,8 +580,6 @@ class Mind:
                     f"{covered}, ASR {asr:.2f}: confidence {confidence:.2f} "
                     f"{'<' if low else '>='} {self.confidence_threshold}")
                 missing, value_reason = self._value_check(query, evidence)
-                if value_reason and self.notes_in_prefix and missing:
-                    value_reason = value_reason.replace(": hedge", ": the model reads every note")
                 if value_reason:
                     reasons.append(value_reason)
                 if self.notes_in_prefix:
@@ -800,7 +798,7 @@ class Mind:
     def _value_check(
         self, query: str, evidence: list[tuple[PassageLike, float]]
     ) -> tuple[str | None, str | None]:
-        """(the value kind asked for and absent from the evidence, a reason) ."""
+        """(the value kind asked for and absent from the evidence, a reason)."""
         for kind, asked, value in _VALUE_KINDS:
             if not asked.search(query):
                 continue
@@ -808,7 +806,8 @@ class Mind:
                 found = value.search(passage.text)
                 if found:
                     return None, f"asked for a {kind}; evidence holds {found.group(0)}"
-            return kind, f"asked for a {kind}; no {kind} in the evidence: hedge"
+            then = "the model reads every note" if self.notes_in_prefix else "hedge"
+            return kind, f"asked for a {kind}; no {kind} in the evidence: {then}"
         return None, None
 
     def _verify_with(self, question: str, evidence: list[tuple[PassageLike, float]]) -> str:
@@ -943,7 +942,7 @@ class Mind:
 
     def question_head(self) -> str:
         """How the next question's turn message will begin, as far as it is known before the
-        question is (the time, events not yet told, a cut-off reply): for the model to read
+        question is (the phase, events not yet told, a cut-off reply): for the model to read
         while the operator is still speaking. Marks nothing as told."""
         lines = self._head(mark=False, skip=None)
         if self.self_model.cut_off:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from twin.config import load_mission
-from twin.conversation import Exchange, TypedTalk
+from twin.conversation import Exchange, Talk
 from twin.eval_dialogue import evaluate, load_questions, summary
 
 pytestmark = pytest.mark.models
@@ -50,7 +50,7 @@ def test_a_follow_up_is_answered_from_the_conversation() -> None:
     mission = load_mission(ROOT / "missions" / "route_clearance.yaml")
 
     async def talk() -> list[Exchange]:
-        async with TypedTalk(mission, MODEL) as twin:
+        async with Talk(mission, MODEL) as twin:
             return [await twin.ask("What's the fuel state of BULLDOG 2?"),
                     await twin.ask("And BULLDOG 3?")]
 

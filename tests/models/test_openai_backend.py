@@ -17,7 +17,7 @@ import pytest
 
 from actors.chat import gguf_path
 from twin.config import load_mission
-from twin.conversation import TypedTalk
+from twin.conversation import Talk
 
 pytestmark = pytest.mark.models
 
@@ -67,7 +67,7 @@ def test_the_twin_answers_through_an_openai_compatible_server(server: str) -> No
                          "timeout_s": 120}}
 
     async def scenario() -> None:
-        async with TypedTalk(mission, settings) as talk:
+        async with Talk(mission, settings) as talk:
             known = await talk.ask("What frequency is the troop net on?")
             print(known.decision.intent, known.reply)
             assert "44.175" in known.reply, known.reply

@@ -8,14 +8,15 @@ server, or Ollama — all LangChain chat models, so the dialogue's chain is the 
 - ``ollama``: ``ChatOllama`` against an Ollama server.
 
 ``split_sentences`` turns a stream of text chunks into complete sentences as soon as each ends,
-so the first sentence can be spoken while the model writes the rest.
+so the first sentence can be spoken while the model writes the rest. ``TokenOdds`` keeps how
+sure a local model was of each token it wrote, so a value it guessed can be told from one it read.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,6 +135,67 @@ def _clause_end(text: str, min_chars: int) -> int | None:
         if ends:
             return ends[-1]
     return None
+
+
+class TokenOdds:
+    """How sure a local model was of each token it wrote: a llama.cpp logits processor (passed
+    as ``logits_processor``) that keeps, for every token generated, the probability the model
+    gave it. A value read from the prompt is copied with a probability near 1; a value the model
+    guesses (a name it was never given, a figure it makes up) shows as a token it thought less
+    likely than all the others together (measured on the 1.5B model over the shipped and held-out
+    questions: 8 of the 13 values it wrote below 0.5 were wrong; the values it read back right
+    were nearly all at 0.9 and above).
+
+    The odds do not tell a right guess from a wrong one (on the shipped questions the right
+    values among those below 0.5 were no likelier than the wrong ones), so a guess is said as
+    one, not dropped. The processor sees the scores before each token is chosen; the token
+    chosen is the last of the input at the next call, so the last token written is never
+    scored (it ends the reply).
+    """
+
+    def __init__(self, detokenize: Callable[[list[int]], bytes]) -> None:
+        self._detokenize = detokenize
+        self._last: Any = None  # the probabilities of the step before
+        self.tokens: list[tuple[str, float]] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if self._last is not None and len(input_ids):
+            chosen = int(input_ids[-1])
+            piece = self._detokenize([chosen]).decode("utf-8", errors="ignore")
+            self.tokens.append((piece, float(self._last[chosen])))
+        shifted = np.exp(scores - np.max(scores))
+        self._last = shifted / shifted.sum()
+        return scores
+
+    def least(self, phrase: str) -> float | None:
+        """The lowest probability among the tokens that wrote the first ``phrase`` of the reply,
+        or ``None`` if the reply so far does not hold it (or it is not scored yet)."""
+        text, spans = "", []
+        for piece, odds in list(self.tokens):
+            spans.append((len(text), len(text) + len(piece), odds))
+            text += piece
+        start = text.find(phrase)
+        if start < 0:
+            return None
+        end = start + len(phrase)
+        inside = [odds for first, last, odds in spans if first < end and last > start]
+        return min(inside) if inside else None
+
+    def guesses(self, phrases: Sequence[str], floor: float, *, given: str = ""
+                ) -> list[tuple[str, float]]:
+        """The ``phrases`` written with a token below ``floor``, each with that probability. A
+        phrase in ``given`` (the question, what the reply said before) is no guess, however the
+        model hesitated to begin with it."""
+        found = []
+        for phrase in phrases:
+            if phrase.lower() in given.lower():
+                continue
+            odds = self.least(phrase)
+            if odds is not None and odds < floor:
+                found.append((phrase, odds))
+        return found
 
 
 class PrefixCache:

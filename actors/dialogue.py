@@ -44,9 +44,16 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.chat import ChatSettings, PrefixCache, chat_model, plain_speech, split_sentences
+from actors.chat import (
+    ChatSettings,
+    PrefixCache,
+    TokenOdds,
+    chat_model,
+    plain_speech,
+    split_sentences,
+)
 from twin.actor import Actor, ActorFailed
-from twin.grounding import Grounds, ordinary_words
+from twin.grounding import Grounds, ordinary_words, value_phrases
 from twin.messages import (
     Interrupt,
     Message,
@@ -77,6 +84,10 @@ class DialogueSettings(BaseModel):
         "phrase", description="phrase: the model writes the whole reply from the whole mission, "
         "checked sentence by sentence (capable models, the default); extend: the policy's "
         "grounded sentence first, then what the model adds that passes the checks (tiny models)")
+    guess_floor: float = Field(0.5, ge=0, lt=1, description="llamacpp: a value (a name, a "
+                               "number, a callsign) the model wrote with a probability below "
+                               "this is a guess, and the reply ends saying so: below 0.5 the "
+                               "model thought the other words likelier together; 0: off")
     reports: bool = Field(True, description="report mission events proactively")
     model_reports: bool = Field(False, description="the model phrases (non-flash) reports; "
                                 "off: the event is spoken at once with the fact that says what "
@@ -98,6 +109,9 @@ class DialogueSettings(BaseModel):
 
 
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")  # content-ish words: four letters or more
+# words that link a sentence to the one before without saying anything new
+_LINKS = frozenset({"reason", "because", "that", "this", "which", "means", "therefore", "since",
+                    "also", "then", "thus", "hence", "why"})
 # The model's way of saying that nothing it was given holds the answer (twin.prompt).
 _NOT_IN_NOTES = re.compile(
     r"\b(?:do not|don't|does not|doesn't) (?:have|hold|say|give|mention)\b.{0,40}\bnotes\b|"
@@ -132,6 +146,11 @@ def _echoes_instructions(sentence: str) -> str | None:
     return None
 
 
+def _listed(items: Sequence[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _said_before(sentence: str, earlier: Sequence[str]) -> str | None:
     """Why ``sentence`` is one the twin said in an earlier turn, word for word, or ``None``."""
     words = re.findall(r"[a-z0-9]+", sentence.lower())
@@ -150,8 +169,9 @@ def _sentences_of(text: str) -> list[str]:
 
 
 def _repeats(sentence: str, already: Sequence[str]) -> str | None:
-    """Why ``sentence`` only repeats what was already said in this reply, or ``None``."""
-    words = _WORD.findall(sentence.lower())
+    """Why ``sentence`` only repeats what was already said in this reply (its words but the
+    links of an argument: "The reason is that ..." and the same words again), or ``None``."""
+    words = [w for w in _WORD.findall(sentence.lower()) if w not in _LINKS]
     said = {w for line in already for w in _WORD.findall(line.lower())}
     if words and all(word in said for word in words):
         return "repeats what was already said"
@@ -185,6 +205,7 @@ class Dialogue(Actor):
         self.chain: Any = None
         self._reader: Any = None  # the same chain, stopping at its first token (read ahead)
         self._chat: Any = None  # the chat model inside the chain
+        self._prompt: Any = None  # the chain's prompt template
         self._model_lock = threading.Lock()  # one generation (or state load/save) at a time
         self._model_run: tuple[threading.Thread, threading.Event] | None = None  # the last one
         self.reports = 0  # the twin's own turns (proactive reports): REPORT_TURNS + n
@@ -239,6 +260,7 @@ class Dialogue(Actor):
         from langchain_core.prompts import ChatPromptTemplate
 
         prompt = ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
+        self._prompt = prompt
         self._chat = chat_model(self.config.chat)
         # Reading ahead needs the prompt read, not a reply: one token, and the model is free.
         # (Ollama takes its limit only among all its options: there the read-ahead stops
@@ -430,11 +452,10 @@ class Dialogue(Actor):
         if plain or self.chain is None or (self.config.llm_role == "extend"
                                            and not decision.evidence):
             await reply.say(decision.fallback, final=True, source="policy")
-            if decision.trigger == "question":
-                mind.remember(mind.turn_message(decision), decision.fallback)
-            # A report spoken from its event stays out of the conversation as a turn of its
-            # own: the event reaches the model as an "Event earlier" line of the next turn (a
-            # turn whose reply repeats its message teaches a small model to echo the operator).
+            # The policy's reply stays out of the conversation (the model copies what it sees
+            # there: a hedge as its next answer); so does a report spoken from its event: the
+            # event reaches the model as an "Event earlier" line of the next turn (a turn whose
+            # reply repeats its message teaches a small model to echo the operator).
             return
         asked = mind.turn_message(decision)
         if self.config.llm_role == "extend":
@@ -447,8 +468,10 @@ class Dialogue(Actor):
         budget = min(self.config.max_sentences, _SENTENCES[decision.style]) - reply.index
         # what the twin said in its last turns: a small model readily copies it as its answer
         earlier = [said for _, said in mind.conversation.turns[-3:]]
-        generation = _Generation(self._generate(mind.prompt(asked)))
+        odds = self._odds()
+        generation = _Generation(self._generate(mind.prompt(asked), odds=odds))
         unknown = False
+        guesses: list[str] = []  # values the model wrote without being sure of them
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
                 async for written in split_sentences(generation.chunks()):
@@ -469,7 +492,12 @@ class Dialogue(Actor):
                         if self.config.llm_role == "extend":
                             break  # a small model that left the evidence: stop it here
                         continue
-                    await reply.say(sentence, final=False, source="llm")
+                    guessed = odds.guesses(value_phrases(sentence), self.config.guess_floor,
+                                           given=" ".join([decision.question, *reply.spoken])
+                                           ) if odds is not None else []
+                    guesses += [phrase for phrase, _ in guessed if phrase not in guesses]
+                    await reply.say(sentence, final=False, source="llm", confidence=min(
+                        (p for _, p in guessed), default=None))
                     if not sentence.endswith((",", ";", ":")):  # a clause of a long sentence
                         budget -= 1  # does not count as one
                     if budget <= 0:
@@ -478,7 +506,14 @@ class Dialogue(Actor):
             await self.report_error(error)
         for metric in generation.metrics(turn):
             await self.publish(metric)
-        if reply.index == 0:  # the model said nothing usable: a hedged grounded reply
+        answered = reply.index > 0
+        if guesses and answered and self._cut_turn != turn:  # said, and said to be unsure
+            who = decision.verify_with or "your chain of command"
+            await reply.say(f"I am not sure of {_listed(guesses)}; check with {who}.",
+                            final=False, source="policy", confidence=0.3)
+            await self.publish(Metric(name="dialogue_guesses", value=len(guesses), turn=turn,
+                                      labels={"values": " | ".join(guesses)[:300]}))
+        if not answered:  # the model said nothing usable: a hedged grounded reply
             why = "the model found no answer in the notes" if unknown else (
                 "no sentence of the model passed the checks")
             fallback = mind.hedged(decision, unknown=unknown)
@@ -488,13 +523,22 @@ class Dialogue(Actor):
                             confidence=min(decision.confidence, 0.3))
         else:
             await reply.close()
-        mind.remember(asked, " ".join(reply.spoken))
+        mind.remember(asked, " ".join(reply.spoken), answered=answered)
 
-    async def _generate(self, messages: list[tuple[str, str]], *, reader: bool = False
-                        ) -> AsyncIterator[str]:
-        """The model's reply as it streams. The model runs in a thread of its own, one
-        generation at a time: a reply given up (a timeout, enough sentences) stops at its next
-        token and is over before the next one starts (llama.cpp must never run two at once)."""
+    def _odds(self) -> TokenOdds | None:
+        """A recorder of how sure the local model is of each token of a reply, or ``None`` (the
+        check is off, or the model is behind a server)."""
+        llm = getattr(self._chat, "client", None)
+        if self.config.guess_floor <= 0 or llm is None or not hasattr(llm, "detokenize"):
+            return None
+        return TokenOdds(llm.detokenize)
+
+    async def _generate(self, messages: list[tuple[str, str]], *, reader: bool = False,
+                        odds: TokenOdds | None = None) -> AsyncIterator[str]:
+        """The model's reply as it streams (``odds``: recording how sure it was of each token).
+        The model runs in a thread of its own, one generation at a time: a reply given up (a
+        timeout, enough sentences) stops at its next token and is over before the next one
+        starts (llama.cpp must never run two at once)."""
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -504,6 +548,10 @@ class Dialogue(Actor):
                 loop.call_soon_threadsafe(chunks.put_nowait, (kind, value))
 
         chain = self._reader if reader else self.chain
+        if odds is not None and not reader:
+            from llama_cpp import LogitsProcessorList
+
+            chain = self._prompt | self._chat.bind(logits_processor=LogitsProcessorList([odds]))
 
         def run() -> None:
             with self._model_lock:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["Grounds", "figures", "numbers", "ordinary_words"]
+__all__ = ["Grounds", "figures", "numbers", "ordinary_words", "value_phrases"]
 
 _UNITS = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -135,6 +135,45 @@ def _inner_titles(text: str) -> list[str]:
         starts = token.endswith((".", "!", "?", ":", '."', "?\"", ".'"))
     return found
 _WORD_RE = re.compile(r"[a-z0-9]+")
+_OPENERS = "\"'(["
+_CLOSERS = "\"')],;:.!?"
+
+
+def value_phrases(sentence: str) -> list[str]:
+    """The phrases of ``sentence`` that state values, as written: each run of words starting
+    with a capital or a digit that holds a value (a number; a word with two capitals, as a
+    callsign, codeword or rank; a capitalised word inside the sentence, as a name; a capital
+    letter alone) — "SSgt Daniel Okafor", "33T VM 4385 6912", "46.900 MHz". A word that starts
+    the sentence or follows a colon joins a run only as a value of the first two kinds (not
+    "The"); a comma or a stop ends a run."""
+    phrases: list[str] = []
+    run: tuple[int, int] | None = None  # where the run starts and ends in the sentence
+    valued, starts = False, True
+
+    def close() -> None:
+        nonlocal run, valued
+        if run is not None and valued:
+            phrases.append(sentence[run[0]:run[1]])
+        run, valued = None, False
+
+    for match in _TOKEN_RE.finditer(sentence):
+        token = match.group(0)
+        core = token.strip(_OPENERS + _CLOSERS)
+        capital = core[:1].isupper() or core[:1].isdigit()
+        strong = any(c.isdigit() for c in core) or sum(c.isupper() for c in core) >= 2 or (
+            not starts and len(core) == 1 and core.isupper() and core != "I")
+        value = strong or (capital and not starts and core != "I")
+        if capital and (value or (run is not None and not starts)):
+            first = match.start() + token.index(core)
+            run = (run[0] if run is not None else first, first + len(core))
+            valued = valued or value
+        else:
+            close()
+        if token.endswith(tuple(_CLOSERS[4:])):  # , ; : . ! ? end a run
+            close()
+        starts = token.endswith((".", "!", "?", ":"))
+    close()
+    return phrases
 
 
 class Grounds:

@@ -485,6 +485,7 @@ class Mind:
                                      notes if self.notes_in_prefix else None)
         self.conversation = Conversation(max_chars=conversation_chars)
         self._told: set[tuple[str, str, float]] = set()  # events the conversation holds
+        self._marked: list[tuple[str, str, float]] = []  # told by the last turn message
 
     # ------------------------------------------------------------------ observing
 
@@ -864,12 +865,15 @@ class Mind:
         return best
 
     def hedged(self, decision: Decision, *, unknown: bool = False) -> str:
-        """A hedged grounded reply for when the model gave nothing usable: that the notes do not
-        hold it (``unknown``: the model said so), or the best of the evidence, marked unsure."""
+        """A hedged grounded reply for when the model gave nothing usable: the best of the
+        evidence, marked unsure; or that the notes do not hold it, when there is no evidence or
+        the model said so (``unknown``) and the evidence holds too little of the question to
+        say otherwise (a small model says "not in the notes" of what one line of them says)."""
         who = decision.verify_with or "your chain of command"
         if decision.trigger == "report":
             return decision.fallback
-        if unknown or not decision.evidence:
+        if not decision.evidence or (unknown
+                                     and decision.confidence < self.confidence_threshold):
             return f"I do not have that in the mission notes; check with {who}."
         return self._fallback(replace(decision, hedge=True), missing=None, asr=1.0)
 
@@ -896,9 +900,17 @@ class Mind:
         then ``turn`` (from :meth:`turn_message`). (role, content) pairs of literal text."""
         return [("system", self.prefix), *self.conversation.messages(), ("human", turn)]
 
-    def remember(self, turn: str, said: str) -> None:
-        """Add a finished turn to the conversation: its message and what the twin said."""
-        self.conversation.add(turn, said)
+    def remember(self, turn: str, said: str, *, answered: bool = True) -> None:
+        """Add a finished turn to the conversation: its message and what the twin said. A turn
+        the model did not answer (``answered`` false: the policy's hedge was said instead) is
+        left out, and the events its message told are told again in the next turn: a small
+        model copies the hedges it sees in the conversation as its answer to later questions
+        (measured: after two, the 1.5B said "not in the notes" to most of the rest)."""
+        if answered:
+            self.conversation.add(turn, said)
+        else:
+            self._told.difference_update(self._marked)
+        self._marked = []
 
     def turn_message(self, decision: Decision) -> str:
         """The per-turn part of the prompt: the events the conversation does not hold yet (with
@@ -960,6 +972,7 @@ class Mind:
                 continue
             if mark:
                 self._told.add(key)
+                self._marked.append(key)
             if skip == f"event:{event.name or event.kind}":
                 continue  # the event to report is said in full below
             lines.append(f"Event earlier: {self._event_line(event)}")

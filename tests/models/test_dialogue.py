@@ -58,3 +58,28 @@ def test_a_follow_up_is_answered_from_the_conversation() -> None:
     print(first.reply, "|", follow_up.reply)
     assert "81" in first.reply or "162" in first.reply  # BULLDOG 2: 81 % (162 L)
     assert "68" in follow_up.reply or "258" in follow_up.reply  # BULLDOG 3: 68 % (258 L)
+
+
+@pytest.mark.timeout(300)
+def test_the_odds_of_each_token_come_with_the_real_model() -> None:
+    """The recorder bound to the chat model as the Dialogue binds it, through LangChain into
+    llama.cpp: every token streamed but the last is scored, and a value read from the prompt
+    was no guess."""
+    from langchain_core.prompts import ChatPromptTemplate
+    from llama_cpp import LogitsProcessorList
+
+    from actors.chat import ChatSettings, TokenOdds, chat_model
+
+    chat = chat_model(ChatSettings(max_tokens=24))
+    odds = TokenOdds(chat.client.detokenize)
+    chain = (ChatPromptTemplate.from_messages([("placeholder", "{messages}")])
+             | chat.bind(logits_processor=LogitsProcessorList([odds])))
+    messages = [("system", "The troop net is on 44.175 MHz; its alternate is 46.900 MHz."),
+                ("human", "Which frequency is the alternate? Answer with the figure.")]
+    text = "".join(str(chunk.content) for chunk in chain.stream({"messages": messages}))
+    written = "".join(piece for piece, _ in odds.tokens)
+    print(text, odds.tokens)
+    assert "46.900" in text and text.startswith(written) and len(text) - len(written) <= 8
+    assert all(0 < p <= 1 for _, p in odds.tokens)
+    least = odds.least("46.900")
+    assert least is not None and least > 0.5

@@ -1,13 +1,15 @@
-"""The chat module's sentence splitter: what the voice gets, and when."""
+"""The chat module's sentence splitter (what the voice gets, and when) and its record of how sure
+the model was of each token."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 
-from actors.chat import plain_speech, split_sentences
+from actors.chat import TokenOdds, plain_speech, split_sentences
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +66,25 @@ def test_list_markers_and_emphasis_are_not_read_out() -> None:
     # what is not markup stays: figures, a range, a negative, a grid
     kept = "Fuel is 43% at km 8.0-10.0, about -5 C; grid 33T VM 4930 7102."
     assert plain_speech(kept) == kept
+
+
+def test_token_odds_keep_the_probability_of_each_token_chosen() -> None:
+    """Driven as llama.cpp drives a logits processor: the scores before each token, then the
+    input with the chosen token appended. A vocabulary of four pieces."""
+    vocabulary = [" Lt", " Maya", " Hale", "."]
+    odds = TokenOdds(lambda ids: "".join(vocabulary[i] for i in ids).encode())
+    steps = [np.log(np.array(p, dtype=np.float32)) for p in
+             ([0.45, 0.25, 0.2, 0.1], [0.01, 0.97, 0.01, 0.01], [0.02, 0.02, 0.95, 0.01])]
+    written: list[int] = [7, 7]  # the prompt
+    for scores in steps:
+        assert odds(np.array(written), scores) is scores  # the scores are left as they are
+        written.append(int(np.argmax(scores)))
+    odds(np.array(written), np.zeros(4, dtype=np.float32))
+    assert [piece for piece, _ in odds.tokens] == [" Lt", " Maya", " Hale"]
+    assert odds.least("Maya Hale") == pytest.approx(0.95, abs=1e-3)
+    assert odds.least("Lt Maya") == pytest.approx(0.45, abs=1e-3)
+    assert odds.least("Okafor") is None  # not written
+    guesses = odds.guesses(["Maya Hale", "Lt Maya Hale", "Okafor"], 0.5)
+    assert [phrase for phrase, _ in guesses] == ["Lt Maya Hale"]
+    assert guesses[0][1] == pytest.approx(0.45, abs=1e-3)
+    assert odds.guesses(["Lt Maya Hale"], 0.5, given="Is it Lt Maya Hale?") == []  # asked

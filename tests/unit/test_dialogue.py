@@ -156,15 +156,21 @@ def test_decision_first_then_checked_sentences_and_an_invented_value_is_dropped(
 
 def test_the_model_saying_the_notes_do_not_hold_it_becomes_a_hedge(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = make(monkeypatch, ["Ready.", "I do not have that in the mission notes."])
+    """Believed when the evidence holds little of the question; else the evidence is given,
+    marked unsure (a small model says "not in the notes" of what one line of them says)."""
+    actor = make(monkeypatch, ["Ready.", *["I do not have that in the mission notes."] * 2])
 
     async def scenario() -> None:
         async with Harness(actor) as harness:
-            await harness.send(question("What frequency is the troop net on?", 1))
+            await harness.send(question("What colour is the squadron leader's umbrella?", 1))
             final = await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
             assert [m.text for m in replies_of(harness, 1)] == [final.text]
             assert final.text.startswith("I do not have that in the mission notes; check with ")
             assert final.confidence <= 0.3
+            await harness.send(question("What frequency is the troop net on?", 2))
+            final = await harness.wait_for(TwinUtterance, lambda m: m.turn == 2 and m.final)
+            assert final.text.startswith("I am not certain. The notes say: ")
+            assert "44.175" in final.text and final.confidence <= 0.3
             hedged = [m for m in harness.probe.messages(Metric) if m.name == "dialogue_hedged"]
             assert hedged and hedged[0].labels["why"] == "the model found no answer in the notes"
 
@@ -349,6 +355,8 @@ def test_the_model_saying_so_and_repeats() -> None:
     assert not _NOT_IN_NOTES.search("The notes say the troop net is 44.175 MHz.")
     assert _repeats("Troop net primary.", ["The troop net primary"])
     assert _repeats("Troop net alternate.", ["The troop net primary"]) is None
+    assert _repeats("The reason is that the helicopter cannot fly in 400 m visibility.",
+                    ["No helicopter: it cannot fly in 400 m visibility."])
     report = "Dust at km 11.8. Visibility is now about 400 m on the route. Slowing to 3 km/h."
     assert _said_before("Visibility is now about 400 m on the route.", [report])  # copied
     assert _said_before("I am not certain.", ["I am not certain. The notes say: x."]) is None

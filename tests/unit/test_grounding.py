@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twin.grounding import Grounds, figures, numbers
+from twin.grounding import Grounds, figures, numbers, value_phrases
 
 pytestmark = pytest.mark.unit
 
@@ -149,3 +149,20 @@ def test_a_capital_letter_standing_alone_is_a_value() -> None:
     assert grounds.check("Use plan B now.") is None
     assert grounds.check("A casualty is urgent.") is None  # the article
     assert grounds.check("I am not sure.") is None
+
+
+@pytest.mark.parametrize(("sentence", "phrases"), [
+    ("BULLDOG 2 is with SSgt Daniel Okafor.", ["BULLDOG 2", "SSgt Daniel Okafor"]),
+    ("The grid for CP1 ALDER is 33T VM 4385 6912.", ["CP1 ALDER", "33T VM 4385 6912"]),
+    ("BULLDOG 1 has 86% (172 L), BULLDOG 2 has 81%.", ["BULLDOG 1", "86% (172 L", "BULLDOG 2",
+                                                       "81%"]),
+    ("Her blood group is A.", ["A"]),
+    ("Halt. Do not drive forward; send \"CHECKMATE\" now.", ["CHECKMATE"]),
+    ("The market in Oresk is on 0900-1300.", ["Oresk", "0900-1300"]),
+    ("I think I can do that.", []),
+])
+def test_value_phrases_are_the_runs_of_words_that_state_values(sentence: str,
+                                                               phrases: list[str]) -> None:
+    found = value_phrases(sentence)
+    assert found == phrases
+    assert all(phrase in sentence for phrase in found)  # as written, to be found in the reply

@@ -199,6 +199,22 @@ def test_events_are_told_once_in_the_conversation(mission: Mission) -> None:
                for _, text in mind.prompt(second))  # still there, in the earlier turn
 
 
+def test_a_turn_the_model_did_not_answer_is_left_out_and_its_events_told_again(
+        mission: Mission) -> None:
+    mind = Mind(mission, FakeKnowledge())
+    mind.observe(inject(mission, "convoy-delay"))
+    first = mind.turn_message(mind.decide_reply(said("What's our fuel state?", 1)))
+    assert inject_text(mission, "convoy-delay")[:40] in first
+    mind.remember(first, "I do not have that in the mission notes.", answered=False)
+    assert mind.conversation.turns == []  # no hedge for the model to copy
+    second = mind.turn_message(mind.decide_reply(said("And the troop net?", 2)))
+    assert inject_text(mission, "convoy-delay")[:40] in second  # told again
+    mind.remember(second, "Troop net 44.175 MHz.")
+    third = mind.turn_message(mind.decide_reply(said("Alternate?", 3)))
+    assert inject_text(mission, "convoy-delay")[:40] not in third
+    assert [said for _, said in mind.conversation.turns] == ["Troop net 44.175 MHz."]
+
+
 def test_the_conversation_drops_its_oldest_half_past_max_chars() -> None:
     talk = Conversation(max_chars=1000)
     for n in range(9):

@@ -143,8 +143,8 @@ class TokenOdds:
     gave it. A value read from the prompt is copied with a probability near 1; a value the model
     guesses (a name it was never given, a figure it makes up) shows as a token it thought less
     likely than all the others together (measured on the 1.5B model over the shipped and held-out
-    questions: 8 of the 13 values it wrote below 0.5 were wrong; the values it read back right
-    were nearly all at 0.9 and above).
+    questions: 11 of the 15 values it wrote below 0.5, not given by the question, were wrong;
+    the values it read back right were nearly all at 0.9 and above).
 
     The odds do not tell a right guess from a wrong one (on the shipped questions the right
     values among those below 0.5 were no likelier than the wrong ones), so a guess is said as

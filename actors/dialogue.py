@@ -336,6 +336,9 @@ class Dialogue(Actor):
         elif (isinstance(message, Transcript) and not message.final and not message.typed
               and message.speaker == "operator" and self.config.prefill):
             self._start_prefill(message.text)
+        if isinstance(message, Transcript) and message.final and message.backchannel:
+            await self._release_deferred(arrived)  # "okay" while the twin spoke: no answer
+            return
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
             answer = mind.decide_reply(message)
@@ -507,9 +510,11 @@ class Dialogue(Actor):
         for metric in generation.metrics(turn):
             await self.publish(metric)
         answered = reply.index > 0
+        written = " ".join(reply.spoken)  # what the model said: the conversation keeps that
         if guesses and answered and self._cut_turn != turn:  # said, and said to be unsure
             who = decision.verify_with or "your chain of command"
-            await reply.say(f"I am not sure of {_listed(guesses)}; check with {who}.",
+            unsure = _listed([re.sub(r"[()]", "", phrase) for phrase in guesses])
+            await reply.say(f"I am not sure of {unsure}; check with {who}.",
                             final=False, source="policy", confidence=0.3)
             await self.publish(Metric(name="dialogue_guesses", value=len(guesses), turn=turn,
                                       labels={"values": " | ".join(guesses)[:300]}))
@@ -523,7 +528,8 @@ class Dialogue(Actor):
                             confidence=min(decision.confidence, 0.3))
         else:
             await reply.close()
-        mind.remember(asked, " ".join(reply.spoken), answered=answered)
+        # not the policy's words after it (a hedge there would be copied into later answers)
+        mind.remember(asked, written, answered=answered)
 
     def _odds(self) -> TokenOdds | None:
         """A recorder of how sure the local model is of each token of a reply, or ``None`` (the

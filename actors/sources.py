@@ -2,7 +2,8 @@
 
 Each publishes the operator's voice as ~100 ms ``AudioFrame``s (16 kHz, mono, 16-bit) on the
 ``operator`` stream, stamped with stream time (seconds since the source began), paced in real time
-like a microphone so that turn detection and latency behave as they would live:
+like a microphone (a frame goes out when its last sample is due, not its first) so that turn
+detection and latency behave as they would live:
 
 - ``MicrophoneSource``: PyAudio; the device by index or by (part of) its name, any rate. A
   device that cannot be opened, or that disappears mid-session, fails the actor with a clear
@@ -51,7 +52,8 @@ class _Paced:
 
     async def send(self, samples: FrameArray) -> None:
         for start, pcm in self.framer.push(samples):
-            due = self.started + self.sent * self.frame_s / self.speed
+            # as a microphone: a frame is there once its last sample has been captured
+            due = self.started + (self.sent + 1) * self.frame_s / self.speed
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -15,8 +15,11 @@ on speaking, the speculative result is dropped. Decoding runs in a worker thread
 never on the event loop.
 
 Barge-in: while the twin is speaking (its ``Speech`` audio is still playing), operator voice that
-lasts ``barge_in_min_ms`` publishes one ``Interrupt`` for the twin's turn; shorter sounds (a
-cough, "uh-huh") do not.
+lasts ``barge_in_min_ms`` is decoded at once: words that only acknowledge the twin ("okay",
+"uh-huh", "copy": ``backchannels``) let it go on, and their turn's final transcript is marked
+``backchannel`` (the twin does not answer it); any other word ("wait", a question) publishes one
+``Interrupt`` for the twin's turn, as does voice that goes on past ``backchannel_max_ms``. Shorter
+sounds, and sounds with no words (a cough), do not interrupt.
 
 Each operator turn gets the next ``turn`` number; everything about it carries that number.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -59,6 +62,18 @@ from twin.messages import (
 TAIL_S = 0.4
 
 
+# Said alone while someone speaks, these tell them to go on (the listener's "backchannel").
+BACKCHANNELS = (
+    "okay", "ok", "yeah", "yes", "yep", "aye", "uh-huh", "uh huh", "mhm", "mm", "mm-hmm", "hmm",
+    "right", "alright", "all right", "sure", "copy", "copy that", "roger", "roger that",
+    "got it", "understood", "good", "fine", "i see", "go on", "thanks", "thank you",
+)
+
+
+# Words that stop a speaker at once, even as the last word heard so far.
+_HALTS = frozenset({"wait", "stop", "hold", "halt", "no", "cancel", "negative"})
+
+
 class SpeechSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,6 +95,12 @@ class SpeechSettings(BaseModel):
                               description="pause after which the final is decoded (at least the "
                               "400 ms of room noise kept after the voice)")
     barge_in_min_ms: int = Field(400, ge=0)
+    backchannels: list[str] = Field(
+        default_factory=lambda: list(BACKCHANNELS), description="words that, said alone while "
+        "the twin speaks, acknowledge it rather than interrupt it; []: any voice of "
+        "barge_in_min_ms interrupts at once (no decode first)")
+    backchannel_max_ms: int = Field(1500, ge=0, description="voice this long while the twin "
+                                    "speaks interrupts it, whatever the words")
     vocabulary: list[str] = Field(default_factory=list, description="words the operator will "
                                   "use (callsigns, places): the recogniser leans towards them")
     mission_vocabulary: bool = Field(False, description="add the mission's own names: the "
@@ -113,6 +134,27 @@ def mission_vocabulary(mission: Mission) -> list[str]:
             (name.split(" ") for name, _ in found.most_common())]
 
 
+def is_backchannel(text: str, backchannels: Sequence[str] = BACKCHANNELS) -> bool:
+    """Whether ``text`` holds only words that acknowledge ("Okay, okay.", "Uh-huh, copy.")."""
+    said = " ".join(re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower()))
+    if not said:
+        return False
+    known = sorted({" ".join(b.lower().split()) for b in backchannels}, key=len, reverse=True)
+    pattern = "|".join(re.escape(b) for b in known)
+    return re.fullmatch(rf"(?:{pattern})(?: (?:{pattern}))*", said) is not None
+
+
+def asks_something(text: str, backchannels: Sequence[str] = BACKCHANNELS) -> bool:
+    """Whether ``text``, the start of what the operator is saying while the twin speaks, holds
+    a word that is not an acknowledgement: "wait", "stop" at once; any other only once a word
+    follows it (the last word of a decode cut mid-word is often a wrong one: "okay, go" of
+    "okay, got it")."""
+    known = {word for phrase in backchannels for word in phrase.lower().split()}
+    words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower())
+    return any(word in _HALTS for word in words) or any(word not in known
+                                                        for word in words[:-1])
+
+
 def _title(word: str) -> str:
     """BULLDOG -> Bulldog; an acronym (three letters or fewer: MSR, FOB) stays as it is."""
     return word if len(word) <= 3 else word.title()
@@ -127,6 +169,9 @@ class _Utterance:
     speculation: tuple[float, asyncio.Task[Recognition]] | None = None  # (voice end, decode)
     partial_task: asyncio.Task[None] | None = None
     last_partial: float = 0.0  # stream time of the last partial decode
+    # while the twin speaks: the decode of the voice so far (voiced seconds then, the decode)
+    listening: tuple[float, asyncio.Task[Recognition]] | None = None
+    over_twin: bool = False  # began while the twin was speaking
 
 
 class SpeechRecognizer(Actor):
@@ -155,6 +200,9 @@ class SpeechRecognizer(Actor):
         self.turn = 0
         self._pending = np.zeros(0, np.float32)  # samples not yet a whole VAD chunk
         self._pending_t = 0.0  # stream time of _pending[0]
+        # (stream time of a frame's end, wall time it arrived) for the last frames: maps the end
+        # of the voice (stream time) to when it was heard
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=256)
         # audio before a turn is confirmed: the pre-roll and the voice that confirms the turn
         self._history = np.zeros(0, np.float32)
         self._keep = int((settings.pre_roll_ms + settings.min_speech_ms + 200) / 1000
@@ -213,6 +261,7 @@ class SpeechRecognizer(Actor):
             raise ValueError(f"audio frames must be 16 kHz mono, got {frame.sample_rate} Hz "
                              f"x {frame.channels} from {frame.source}")
         samples = pcm_to_float(frame.pcm)
+        self._arrivals.append((frame.start + len(samples) / SAMPLE_RATE, frame.t))
         if not len(self._pending):
             self._pending_t = frame.start
         self._pending = np.concatenate([self._pending, samples])
@@ -257,6 +306,23 @@ class SpeechRecognizer(Actor):
         idle = utterance.partial_task is None or utterance.partial_task.done()
         return idle and now - utterance.last_partial >= self.config.partial_interval_ms / 1000
 
+    def _wall_time(self, at: float) -> float:
+        """When stream time ``at`` was heard (wall clock): between the arrivals of the frames
+        around it, as their source paced them (real time, or faster in tests)."""
+        arrivals = self._arrivals
+        if not arrivals:
+            return time.time()
+        before = None
+        for end, arrived in arrivals:
+            if end >= at:
+                if before is None or end <= before[0]:
+                    return arrived - (end - at)
+                share = (at - before[0]) / (end - before[0])
+                return before[1] + share * (arrived - before[1])
+            before = (end, arrived)
+        end, arrived = arrivals[-1]
+        return arrived + (at - end)
+
     # ------------------------------------------------------------------ turn events
 
     async def _started(self, at: float, now: float) -> None:
@@ -267,7 +333,8 @@ class SpeechRecognizer(Actor):
         skip = round((audio_start - history_start) * SAMPLE_RATE)
         self._audio = [self._history[skip:].copy()]
         self._history = np.zeros(0, np.float32)
-        self._utterance = _Utterance(self.turn, at, audio_start, last_partial=now)
+        self._utterance = _Utterance(self.turn, at, audio_start, last_partial=now,
+                                     over_twin=self._twin_speaking())
         await self.publish(SpeechStarted(at=round(at, 3), stream=self.config.stream,
                                          turn=self.turn))
 
@@ -277,7 +344,8 @@ class SpeechRecognizer(Actor):
         self._utterance = None
         ended_wall = time.time()
         await self.publish(SpeechEnded(at=round(at, 3), duration=round(duration, 3),
-                                       stream=self.config.stream, turn=utterance.turn))
+                                       stream=self.config.stream, turn=utterance.turn,
+                                       voice_end=round(self._wall_time(at), 3)))
         if utterance.partial_task is not None:
             utterance.partial_task.cancel()
         speculation = utterance.speculation
@@ -292,8 +360,17 @@ class SpeechRecognizer(Actor):
         self._history = np.zeros(0, np.float32)
         self._audio = []
         offset = utterance.audio_start
+        if utterance.listening is not None:
+            utterance.listening[1].cancel()
+        backchannel = (utterance.over_twin and not utterance.interrupted
+                       and is_backchannel(recognition.text, self.config.backchannels))
+        if (utterance.listening is not None and not utterance.interrupted and not backchannel
+                and recognition.text.strip() and self._twin_speaking()):
+            # long enough to interrupt, and over before its words were known: a short request
+            await self._interrupt(utterance, "barge-in")
         await self.publish(Transcript(
             text=recognition.text, final=True, language=recognition.language,
+            backchannel=backchannel,
             confidence=round(recognition.confidence, 3), start=round(utterance.start, 3),
             end=round(at, 3), speaker=self.config.stream, turn=utterance.turn,
             words=[Word(word=w.word, start=round(offset + w.start, 3),
@@ -332,10 +409,29 @@ class SpeechRecognizer(Actor):
         return time.time() < self._twin_until
 
     async def _check_barge_in(self, utterance: _Utterance) -> None:
+        """Interrupt the twin for voice that asks something of it; not for a backchannel."""
         if utterance.interrupted or not self._twin_speaking():
             return
-        if self.endpointer.voiced_s * 1000 >= self.config.barge_in_min_ms:
-            utterance.interrupted = True
-            self._twin_until = 0.0
-            await self.publish(Interrupt(target_turn=self._twin_turn, reason="barge-in",
-                                         turn=utterance.turn))
+        config = self.config
+        voiced = self.endpointer.voiced_s
+        if voiced * 1000 < config.barge_in_min_ms:
+            return
+        if not config.backchannels or voiced * 1000 >= config.backchannel_max_ms:
+            await self._interrupt(utterance, "barge-in")
+            return
+        listening = utterance.listening
+        if listening is not None and listening[1].done():
+            words = listening[1].result().text  # none: a cough, a breath
+            if asks_something(words, config.backchannels):
+                await self._interrupt(utterance, "barge-in")
+                return
+        if listening is None or listening[1].done():
+            # the voice so far (again, while it says nothing yet but "okay", "cop"...)
+            audio = self._utterance_audio(utterance)
+            utterance.listening = (voiced, asyncio.create_task(self._decode(audio)))
+
+    async def _interrupt(self, utterance: _Utterance, reason: str) -> None:
+        utterance.interrupted = True
+        self._twin_until = 0.0
+        await self.publish(Interrupt(target_turn=self._twin_turn, reason=reason,
+                                     turn=utterance.turn))

@@ -8,7 +8,8 @@ Out, to the pages: each of them as JSON through the message registry, over a Web
 the bus: ``TrainerControl`` from trainer pages, ``AudioFrame`` from an operator page's
 microphone (when allowed), a final ``Transcript`` (``typed=True``, no turn: the Dialogue numbers
 it) for the words typed on an operator or trainer page, and a ``Metric`` ``turn_latency_ms`` per
-answered turn (end of the operator's speech to the first sentence of the reply at the gateway).
+answered turn (the true end of the operator's voice to the first speech of the reply at the
+gateway; each stage, the end-of-turn wait first, counted from the same anchor).
 
 The web server (uvicorn, ``avatar.app``) runs on its own event loop in a thread of this actor, so
 sending to browsers never stalls the actor's bus handling: ``on_message`` encodes a message once
@@ -87,7 +88,8 @@ class GatewaySettings(BaseModel):
 class _TurnTimes:
     """Wall times (bus ``t``) of one operator turn's stages, as they reach the gateway."""
 
-    ended: float | None = None
+    ended: float | None = None  # the true end of the operator's voice
+    decided: float | None = None  # when the end of the turn was decided
     final: float | None = None
     decision: float | None = None
     sentence: float | None = None
@@ -244,7 +246,7 @@ class AvatarGateway(Actor):
         if turn is None:
             return None
         if isinstance(message, SpeechEnded):
-            self._turns[turn] = _TurnTimes(ended=message.t)
+            self._turns[turn] = _TurnTimes(ended=message.anchor, decided=message.t)
             while len(self._turns) > 64:
                 self._turns.pop(next(iter(self._turns)))
             return None
@@ -264,7 +266,8 @@ class AvatarGateway(Actor):
             def ms(t: float | None) -> float | None:
                 return None if t is None else round((t - times.ended) * 1000, 1)  # type: ignore[operator]
 
-            return {"turn": turn, "transcript_ms": ms(times.final),
+            return {"turn": turn, "turn_end_ms": ms(times.decided),
+                    "transcript_ms": ms(times.final),
                     "decision_ms": ms(times.decision), "sentence_ms": ms(times.sentence),
                     "speech_ms": ms(message.t), "total_ms": ms(now)}
         return None

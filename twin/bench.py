@@ -399,8 +399,9 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
     - short: each clip ``repeats`` times, with 0.5 s of silence before and 1.5 s after, fed in
       real time (paced 100 ms frames, as a microphone). Per turn, ``SpeechEnded`` -> final
       ``Transcript`` (publication times); per clip with reference voice boundaries, the send
-      time of the last frame holding voice -> the clip's last final ``Transcript`` (what the
-      operator perceives: it includes the end-of-turn silence). The baseline is plain
+      time of the clip's last voice sample (its frame goes out once its last sample is due, as
+      from a microphone) -> the clip's last final ``Transcript`` (what the operator perceives:
+      it includes the end-of-turn silence). The baseline is plain
       faster-whisper's ``transcribe(clip)`` wall time — what a naive pipeline still needs after
       endpointing. Word error rates are pooled over all utterances.
 
@@ -455,8 +456,8 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
         sent: list[float] = []
         began = time.monotonic()
         for n, frame in enumerate(frames):
-            if realtime:
-                delay = began + n * FRAME_S - time.monotonic()
+            if realtime:  # as a microphone: once the frame's last sample is due
+                delay = began + (n + 1) * FRAME_S - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
             sent.append(time.time())
@@ -525,7 +526,9 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
                     if clip.voice is not None and heard:
                         voice_end = LEAD_IN_S + clip.voice[1]
                         last_voiced = math.ceil(round(voice_end / FRAME_S, 6)) - 1
-                        after_voice.append((heard[-1].t - sent[last_voiced]) * 1000)
+                        # the frame went out at its end; the voice ended inside it
+                        ended_at = sent[last_voiced] - ((last_voiced + 1) * FRAME_S - voice_end)
+                        after_voice.append((heard[-1].t - ended_at) * 1000)
                     heard_text = " ".join(t.text for t in heard)
                     texts[clip.name]["speech_recognizer"].append(heard_text)
                     actor_errors += word_errors(clip.text, heard_text)

@@ -58,7 +58,9 @@ def describe(message: Message) -> str:
         case SpeechStarted():
             return f"speech started at {message.at:.2f} s"
         case SpeechEnded():
-            return f"speech ended at {message.at:.2f} s ({message.duration:.2f} s)"
+            waited = (f"; turn ended {(message.t - message.voice_end) * 1000:.0f} ms after the "
+                      "voice" if message.voice_end else "")
+            return f"speech ended at {message.at:.2f} s ({message.duration:.2f} s{waited})"
         case SpeechCut():
             return (f"speech cut in sentence {message.sentence_index} at "
                     f"{message.at_seconds:.2f} s: heard {message.spoken_text!r}")

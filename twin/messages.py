@@ -55,11 +55,22 @@ class SpeechStarted(Message, frozen=True, kw_only=True, tag="speech_started"):
 
 
 class SpeechEnded(Message, frozen=True, kw_only=True, tag="speech_ended"):
-    """The operator's turn ended: voice stopped for the configured end-of-turn silence."""
+    """The operator's turn ended: voice stopped for the configured end-of-turn silence.
+
+    ``t`` is when that was decided; ``voice_end`` is when the operator's voice really ended
+    (wall-clock seconds: the end of the last voiced audio, ``at`` in stream time, mapped through
+    the times its frames arrived), the anchor of every turn latency. 0 in logs from before it
+    was recorded: then ``t`` stands in."""
 
     at: float
     duration: float
     stream: str = "operator"
+    voice_end: float = 0.0
+
+    @property
+    def anchor(self) -> float:
+        """The true end of the operator's voice, or the decision time when not recorded."""
+        return self.voice_end or self.t
 
 
 class Word(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +96,9 @@ class Transcript(Message, frozen=True, kw_only=True, tag="transcript"):
     typed: bool = False
     """Typed by the operator or trainer (the page's text box, ``twin chat``), not heard: no
     recogniser words or confidence, and nothing to say again."""
+    backchannel: bool = False
+    """Said while the twin spoke, and only to acknowledge it ("okay", "copy"): it did not
+    interrupt, and asks for no answer."""
 
 
 class Interrupt(Message, frozen=True, kw_only=True, tag="interrupt"):

@@ -335,7 +335,7 @@ export class Console {
     const row = node("tr");
     const ms = (v) => (v === null || v === undefined ? "—" : `${Math.round(v)} ms`);
     row.appendChild(node("td", "", String(frame.turn)));
-    for (const key of ["transcript_ms", "decision_ms", "sentence_ms", "speech_ms"]) row.appendChild(node("td", "", ms(frame[key])));
+    for (const key of ["turn_end_ms", "transcript_ms", "decision_ms", "sentence_ms", "speech_ms"]) row.appendChild(node("td", "", ms(frame[key])));
     row.appendChild(node("td", "total", ms(frame.total_ms)));
     const body = $("latency");
     body.prepend(row);

@@ -181,3 +181,42 @@ def test_the_missions_names_are_heard_with_its_vocabulary() -> None:
                 heard[key] += sum(name.lower() in text for name in wanted)
     assert heard["vocabulary"] >= 0.85 * names, heard
     assert heard["vocabulary"] >= heard["plain"], heard
+
+
+@pytest.mark.parametrize(("said", "interrupts"), [
+    ("Okay.", False), ("Copy that.", False), ("Yeah, got it.", False),
+    ("Wait, stop.", True), ("What was the grid again?", True),
+])
+def test_a_backchannel_lets_the_twin_go_on_and_a_request_interrupts(said: str,
+                                                                     interrupts: bool) -> None:
+    """Spoken by the piper voice while the twin speaks, fed at a microphone's pace: an
+    acknowledgement neither interrupts nor asks for an answer; anything else interrupts."""
+    from actors.audio import Resampler
+    from actors.voices import load_voice
+    from twin.messages import AudioFrame, Interrupt, Speech
+    from twin.testing import Harness
+
+    voice = load_voice("piper-joe-medium", fallback=False)
+    synthesis = voice.synthesize(said)
+    samples = np.frombuffer(synthesis.pcm, "<i2").astype(np.float32) / 32768
+    operator = Resampler(synthesis.sample_rate)(samples, last=True)
+    pcm = np.concatenate([np.zeros(8000, np.int16), operator, np.zeros(16000, np.int16)])
+
+    async def scenario() -> None:
+        recogniser = SpeechRecognizer({"barge_in_min_ms": 300}, name="speech")
+        async with Harness(recogniser) as harness:
+            await harness.send(Speech(text="The route is clear to checkpoint Birch.", index=0,
+                                      final=True, pcm=bytes(30 * 22050 * 2), sample_rate=22050,
+                                      turn=7), source="lipsync")
+            for n, i in enumerate(range(0, len(pcm), 1600)):
+                await asyncio.sleep(0.1)
+                await harness.send(AudioFrame(pcm=pcm[i:i + 1600].tobytes(), start=n * 0.1))
+            final = await harness.wait_for(Transcript, lambda m: m.final, timeout=30)
+            interrupt = harness.probe.messages(Interrupt)
+            started = harness.probe.messages(SpeechStarted)
+            print(said, "->", final.text, final.backchannel, "interrupt after the voice began:",
+                  f"{interrupt[0].t - started[0].t:.2f} s" if interrupt and started else "-")
+            assert bool(harness.probe.messages(Interrupt)) is interrupts
+            assert final.backchannel is not interrupts
+
+    run(scenario())

@@ -1,7 +1,8 @@
 """Feeling in a real session on Ray: a real recording (WavSource) heard by the real recogniser,
 the operator's face in a real video (BehaviorTracker), and the EmotionModeler turning the
 utterance's audio, transcript and face observations into an EmotionEstimate with all three
-contributions — in the session log, with the operator state after it."""
+contributions — in the session log, with the operator state after it; the turn's end carries
+the true end of the voice."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from twin.config import load_config, load_mission
 from twin.log import LogReader
-from twin.messages import EmotionEstimate, OperatorState, Transcript
+from twin.messages import EmotionEstimate, OperatorState, SpeechEnded, Transcript
 from twin.runtime import Session
 from twin.testing import core_config
 
@@ -50,7 +51,14 @@ def test_an_utterance_gets_an_estimate_with_text_voice_and_face_in_the_log(
                      if isinstance(m, EmotionEstimate)]
         states = [m for m in reader.messages(types=["operator_state"])
                   if isinstance(m, OperatorState)]
+        ended = [m for m in reader.messages(types=["speech_ended"])
+                 if isinstance(m, SpeechEnded)]
     assert len(finals) == 1 and "disposed" in finals[0].text
+    # the turn's anchor: the true end of the voice, before the end of the turn was decided
+    # (by the end-of-turn wait), before the final transcript
+    assert len(ended) == 1 and ended[0].voice_end > 0
+    assert 0.3 < ended[0].t - ended[0].voice_end < 1.5
+    assert ended[0].t <= finals[0].t
     assert len(estimates) == 1
     estimate = estimates[0]
     assert estimate.turn == finals[0].turn and estimate.text == finals[0].text

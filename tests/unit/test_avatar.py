@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -434,7 +435,8 @@ def test_bus_messages_reach_the_page_as_registry_json_with_turn_latency(
             async with live.socket("operator") as ws:
                 await recv(ws, "welcome")
                 for message in (
-                    SpeechEnded(at=1.0, duration=1.0, turn=3),
+                    # the voice ended 0.6 s before the end of the turn was decided
+                    SpeechEnded(at=1.0, duration=1.0, turn=3, voice_end=time.time() - 0.6),
                     Transcript(text="fuel state?", final=True, turn=3),
                     TwinDecision(trigger="question", intent="answer", style="brief",
                                  hedge=False, confidence=0.8, turn=3),
@@ -449,7 +451,9 @@ def test_bus_messages_reach_the_page_as_registry_json_with_turn_latency(
                     msgspec.structs.replace(speech, t=0.0, seq=0, source="")
                 latency = await recv(ws, "turn_latency")
                 assert latency["turn"] == 3
-                assert 0 <= latency["transcript_ms"] <= latency["speech_ms"] <= latency["total_ms"]
+                assert latency["turn_end_ms"] >= 600  # counted from the end of the voice
+                assert latency["turn_end_ms"] <= latency["transcript_ms"] <= \
+                    latency["speech_ms"] <= latency["total_ms"]
             metric = await live.wait_on_bus(Metric, lambda m: m.name == "turn_latency_ms")
             assert metric.turn == 3 and metric.value == latency["total_ms"]
 

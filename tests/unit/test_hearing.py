@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import wave
 from collections.abc import Coroutine
 from pathlib import Path
@@ -16,7 +17,15 @@ import pytest
 from actors.audio import AudioError, Framer, Resampler, read_wav
 from actors.speech import SpeechRecognizer
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
-from twin.messages import AudioFrame, Interrupt, Speech, SpeechCut, SpeechStarted, Transcript
+from twin.messages import (
+    AudioFrame,
+    Interrupt,
+    Speech,
+    SpeechCut,
+    SpeechEnded,
+    SpeechStarted,
+    Transcript,
+)
 from twin.testing import Harness
 
 pytestmark = pytest.mark.unit
@@ -189,6 +198,30 @@ async def hear(harness: Harness, audio: Audio) -> None:
         await asyncio.sleep(0)
 
 
+def test_the_end_of_a_turn_carries_when_the_voice_really_ended() -> None:
+    """Frames arrive in real time, each when its last sample is due (as from a microphone):
+    ``voice_end`` is the wall time of the end of the voice, ``end_silence_ms`` before the
+    decision that the turn ended."""
+    pcm = (np.concatenate([silence(0.5), load("goforward.raw"), silence(1.2)])
+           * 32767).astype("<i2")
+    arrivals: list[tuple[float, float]] = []  # (stream time of a frame's end, sent at)
+
+    async def scenario() -> None:
+        async with Harness(recognizer()) as harness:
+            began = time.time()
+            for n, i in enumerate(range(0, len(pcm), 1600)):
+                await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.time()))
+                arrivals.append(((n + 1) * 0.1, time.time()))
+                await harness.send(AudioFrame(pcm=pcm[i:i + 1600].tobytes(), start=n * 0.1))
+            ended = await harness.wait_for(SpeechEnded, timeout=10)
+            end, sent = next((end, sent) for end, sent in arrivals if end >= ended.at)
+            assert ended.voice_end == pytest.approx(sent - (end - ended.at), abs=0.03)
+            assert ended.anchor == ended.voice_end
+            assert ended.t - ended.voice_end == pytest.approx(0.5, abs=0.15)  # the wait
+
+    run(scenario())
+
+
 def twin_speech(seconds: float, turn: int) -> Speech:
     return Speech(text="The route is clear to checkpoint Birch.", index=0, final=True,
                   pcm=bytes(int(seconds * 22050) * 2), sample_rate=22050, turn=turn)
@@ -240,3 +273,18 @@ def test_the_mission_vocabulary_is_its_names_in_title_case() -> None:
     assert "MSR" in words  # an acronym stays as written
     assert len(words) == len(set(words))
     assert not any(word.isupper() and len(word) > 3 for word in words)
+
+
+def test_backchannels_and_requests_are_told_apart_by_their_words() -> None:
+    from actors.speech import asks_something, is_backchannel
+
+    for said in ["Okay.", "Okay, okay.", "Mm-hmm.", "Copy that.", "Roger.", "All right, thanks."]:
+        assert is_backchannel(said), said
+        assert not asks_something(said), said
+    for said in ["Wait, stop.", "Yes, and the grid?", "copyright", "Go forward ten meters.", ""]:
+        assert not is_backchannel(said), said
+    assert not is_backchannel("Okay.", [])  # none configured
+    # while they speak: a halt at once; another word once one follows it (a cut word misleads)
+    assert asks_something("Wait") and asks_something("Okay, stop")
+    assert not asks_something("Okay, go") and not asks_something("Cop")
+    assert asks_something("What was the") and asks_something("Go forward ten")

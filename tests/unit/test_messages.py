@@ -93,7 +93,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         stream=texts,
     ),
     SpeechStarted: dict(at=floats, stream=texts),
-    SpeechEnded: dict(at=floats, duration=floats, stream=texts),
+    SpeechEnded: dict(at=floats, duration=floats, stream=texts, voice_end=floats),
     Transcript: dict(
         text=texts,
         final=st.booleans(),
@@ -104,6 +104,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         end=floats,
         speaker=texts,
         typed=st.booleans(),
+        backchannel=st.booleans(),
     ),
     Interrupt: dict(target_turn=turns, reason=texts),
     BehaviorObservation: dict(

@@ -63,7 +63,9 @@ def operator_turn(turn: int, start: float, text: str, reply: list[str]) -> list[
     said = [
         at(start, SpeechStarted(at=start, turn=turn), "speech"),
         at(start + 0.5, Transcript(text=text[:5], final=False, turn=turn), "speech"),
-        at(start + 2.0, SpeechEnded(at=start + 2, duration=2.0, turn=turn), "speech"),
+        # the voice ended 0.5 s before the end of the turn was decided
+        at(start + 2.0, SpeechEnded(at=start + 1.5, duration=1.5, turn=turn,
+                                    voice_end=T0 + start + 1.5), "speech"),
         at(start + 2.4, Transcript(text=text, final=True, confidence=0.9, turn=turn), "speech"),
         at(start + 2.5, TwinDecision(
             trigger="question", intent="answer", style="brief", hedge=False, confidence=0.8,
@@ -180,8 +182,8 @@ def test_turns_decisions_and_stage_latency_come_from_the_log(tmp_path: Path) -> 
     assert first.reply == "Fuel is at 40 %. Refuel soon." and first.sentences == 2
     assert [e.id for e in first.evidence] == ["notes#1"] and "top evidence" in first.reasons[1]
     assert first.start == pytest.approx(8.0) and first.emotion == "neutral"
-    assert first.latency == pytest.approx({"transcribe": 0.4, "decide": 0.1, "phrase": 0.4,
-                                           "voice": 0.4, "total": 1.3})
+    assert first.latency == pytest.approx({"turn_end": 0.5, "transcribe": 0.4, "decide": 0.1,
+                                           "phrase": 0.4, "voice": 0.4, "total": 1.8})
     report = turns[1_000_001]
     assert report.kind == "report" and report.cut.startswith("interrupted (barge-in)")
     assert "total" not in report.latency
@@ -234,7 +236,7 @@ def test_exports_hold_the_same_turns_affect_and_events(tmp_path: Path) -> None:
     with (tmp_path / "csv" / "turns.csv").open() as file:
         turns = list(csv.DictReader(file))
     assert [row["turn"] for row in turns] == ["1", "2", "1000001"]
-    assert float(turns[0]["total_s"]) == pytest.approx(1.3)
+    assert float(turns[0]["total_s"]) == pytest.approx(1.8)
     with (tmp_path / "csv" / "affect.csv").open() as file:
         affect = list(csv.DictReader(file))
     assert len(affect) == 4 and affect[2]["text_label"] == "fearful"

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 INSTALL_HINT = "the report's plots need matplotlib: pip install 'twin[review]'"
 MODALITY_COLOURS = {"text": "#1f77b4", "voice": "#ff7f0e", "face": "#2ca02c"}
 PRIORITY_COLOURS = {"routine": "#4c72b0", "priority": "#dd8452", "flash": "#c44e52"}
-STAGE_COLOURS = dict(zip(STAGES, ("#8172b3", "#64b5cd", "#55a868", "#ccb974"), strict=True))
+STAGE_COLOURS = dict(zip(STAGES, ("#c44e52", "#8172b3", "#64b5cd", "#55a868", "#ccb974"),
+                         strict=True))
 
 
 class PlotError(RuntimeError):

@@ -47,9 +47,11 @@ REVIEW_TYPES = (
     "twin_utterance", "speech", "speech_cut", "emotion_estimate", "operator_state",
     "actor_error", "trainer_control",
 )
-STAGES = ("transcribe", "decide", "phrase", "voice")  # the latency stages of a turn, in order
+# the latency stages of a turn, in order, from the true end of the operator's voice
+STAGES = ("turn_end", "transcribe", "decide", "phrase", "voice")
 STAGE_NAMES = {
-    "transcribe": "end of speech -> final transcript",
+    "turn_end": "end of voice -> end of turn decided",
+    "transcribe": "end of turn -> final transcript",
     "decide": "final transcript -> decision",
     "phrase": "decision -> first sentence",
     "voice": "first sentence -> first speech audio",
@@ -444,8 +446,10 @@ def _turn_row(turn: _Turn, rel: Callable[[float], float]) -> TurnRow:
         row.cut = f"interrupted ({turn.cut.reason}) after: {turn.cut.spoken_text!r}"
     if turn.emotion is not None:
         row.emotion = turn.emotion.label
-    # stage times: end of speech -> final transcript -> decision -> first sentence -> first audio
+    # stage times: end of voice -> end of turn decided -> final transcript -> decision -> first
+    # sentence -> first audio
     marks = [
+        turn.ended.anchor if turn.ended else None,
         turn.ended.t if turn.ended else None,
         turn.finals[0].t if turn.finals else None,
         decision.t if decision else None,
@@ -563,8 +567,8 @@ def _moments(review: SessionReview) -> list[str]:
     if totals:
         slowest = max((t for t in review.turns if "total" in t.latency),
                       key=lambda t: t.latency["total"])
-        moments.append(f"the twin answered {len(totals)} operator turns; end of speech to first "
-                       f"audio: median {statistics.median(totals):.2f} s, slowest "
+        moments.append(f"the twin answered {len(totals)} operator turns; end of the operator's "
+                       f"voice to first audio: median {statistics.median(totals):.2f} s, slowest "
                        f"{slowest.latency['total']:.2f} s (turn {slowest.turn})")
     met = sum(o.met for o in review.objectives)
     if review.objectives:

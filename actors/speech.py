@@ -19,7 +19,8 @@ lasts ``barge_in_min_ms`` is decoded at once: words that only acknowledge the tw
 "uh-huh", "copy": ``backchannels``) let it go on, and their turn's final transcript is marked
 ``backchannel`` (the twin does not answer it); any other word ("wait", a question) publishes one
 ``Interrupt`` for the twin's turn, as does voice that goes on past ``backchannel_max_ms``. Shorter
-sounds, and sounds with no words (a cough), do not interrupt.
+sounds, and sounds with no words (a cough), do not interrupt; a "stop" or "wait" does, however
+short, once its turn is heard.
 
 Each operator turn gets the next ``turn`` number; everything about it carries that number.
 """
@@ -151,8 +152,12 @@ def asks_something(text: str, backchannels: Sequence[str] = BACKCHANNELS) -> boo
     "okay, got it")."""
     known = {word for phrase in backchannels for word in phrase.lower().split()}
     words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower())
-    return any(word in _HALTS for word in words) or any(word not in known
-                                                        for word in words[:-1])
+    return halts(text) or any(word not in known for word in words[:-1])
+
+
+def halts(text: str) -> bool:
+    """Whether ``text`` holds a word that stops a speaker at once ("wait", "stop")."""
+    return any(word in _HALTS for word in re.findall(r"[a-z]+", text.lower()))
 
 
 def _title(word: str) -> str:
@@ -364,9 +369,10 @@ class SpeechRecognizer(Actor):
             utterance.listening[1].cancel()
         backchannel = (utterance.over_twin and not utterance.interrupted
                        and is_backchannel(recognition.text, self.config.backchannels))
-        if (utterance.listening is not None and not utterance.interrupted and not backchannel
-                and recognition.text.strip() and self._twin_speaking()):
-            # long enough to interrupt, and over before its words were known: a short request
+        if not utterance.interrupted and self._twin_speaking() and (
+                halts(recognition.text) or (utterance.listening is not None and not backchannel
+                                            and recognition.text.strip() != "")):
+            # over before its words were known: a short request, or a "stop" however short
             await self._interrupt(utterance, "barge-in")
         await self.publish(Transcript(
             text=recognition.text, final=True, language=recognition.language,

@@ -11,6 +11,7 @@
     twin bench tts
     twin bench avatar
     twin bench emotion
+    twin bench turn [--mission FILE] [--config FILE] [--no-plain] [--table]
     twin eval emotion --data FILE.csv [--json]
     twin eval dialogue --questions FILE [--mission FILE] [--config FILE] [--json]
     twin chat MISSION [--config FILE] [--model NAME]
@@ -501,6 +502,27 @@ def bench_dialogue(
     from twin.bench import run_dialogue_bench
 
     typer.echo(json.dumps(run_dialogue_bench(repeats=repeats), indent=2))
+
+
+@bench_app.command("turn")
+def bench_turn(
+    mission: Annotated[Path | None, typer.Option(help="its scripted lines are spoken as turns (default: the demo mission)")] = None,
+    config: Annotated[Path | None, typer.Option(help="the session's config (default: configs/default.yaml)")] = None,
+    plain: Annotated[bool, typer.Option(help="also time the plain script (oracle end of turn) on the same clips")] = True,
+    table: Annotated[bool, typer.Option(help="a table instead of JSON")] = False,
+) -> None:
+    """When the twin answers, from the true end of the operator's voice: real recordings and the
+    mission's lines spoken, played in real time through a whole session on Ray (default config
+    and model); every stage of each turn, false cut-offs and missed turns; beside the plain
+    script with the same models and an oracle end of turn. About 4 minutes."""
+    from twin.bench_turn import format_turn_bench, run_turn_bench
+
+    for path, what in ((mission, "--mission"), (config, "--config")):
+        if path is not None and not path.is_file():
+            raise _fail(f"{what} {path}: no such file")
+    figures = run_turn_bench(mission=str(mission) if mission else None,
+                             config=str(config) if config else None, plain=plain)
+    typer.echo(format_turn_bench(figures) if table else json.dumps(figures, indent=2))
 
 
 @bench_app.command("bus")

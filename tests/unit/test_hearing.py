@@ -276,7 +276,7 @@ def test_the_mission_vocabulary_is_its_names_in_title_case() -> None:
 
 
 def test_backchannels_and_requests_are_told_apart_by_their_words() -> None:
-    from actors.speech import asks_something, is_backchannel
+    from actors.speech import asks_something, halts, is_backchannel
 
     for said in ["Okay.", "Okay, okay.", "Mm-hmm.", "Copy that.", "Roger.", "All right, thanks."]:
         assert is_backchannel(said), said
@@ -288,3 +288,4 @@ def test_backchannels_and_requests_are_told_apart_by_their_words() -> None:
     assert asks_something("Wait") and asks_something("Okay, stop")
     assert not asks_something("Okay, go") and not asks_something("Cop")
     assert asks_something("What was the") and asks_something("Go forward ten")
+    assert halts("Stop.") and halts("Okay, wait") and not halts("Okay, go on")

@@ -1,0 +1,294 @@
+"""`twin bench turn`: when the twin answers, counted from the true end of the operator's voice.
+
+The turns: the fixtures' recordings whose voice boundaries were measured by ear and eye
+(``tests/fixtures/speech/transcripts.json``), and the demo mission's scripted lines spoken by
+the piper voice (their last word's end is known from the synthesis). They are joined into one
+wav, each followed by a pause for the reply, and played in real time through a whole session on
+Ray with the default config and model, as ``twin run --audio`` plays a file (the mission clock
+slowed so that no inject interrupts). Each turn's anchor is the wall time of its clip's last
+speech sample: the arrival of the frame that holds it (a frame goes out when its last sample is
+due) less the rest of that frame. From the session log, every stage counted from it: the end of
+the turn decided, the final transcript, the decision, the first sentence, the first speech
+audio (published to the gateway and the page). A clip heard as two turns is a false cut-off; a
+clip with no final transcript, a missed turn.
+
+Beside it, in the same run, the plain script with the same models and an oracle end of turn:
+faster-whisper transcribes the whole clip, the chat model (having read the same mission) writes
+its first sentence, piper speaks it — so the ratio shows what the runtime and the end-of-turn
+wait cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.bench import _percentile, load_speech_clips, speech_fixtures
+
+__all__ = ["TurnClip", "format_turn_bench", "run_turn_bench", "turn_clips", "turn_stages"]
+
+FRAME_S = 0.1  # the wav source's frames
+LEAD_IN_S = 1.0
+PAUSE_S = 14.0  # after each clip: the reply is heard out before the next turn
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+
+@dataclass
+class TurnClip:
+    """One operator turn: 16 kHz mono int16 audio and where its voice ends (seconds in)."""
+
+    name: str
+    samples: npt.NDArray[np.int16]
+    text: str
+    voice_end: float
+
+
+def _progress(text: str) -> None:
+    print(f"bench turn: {text}", file=sys.stderr, flush=True)
+
+
+def turn_clips(mission: Any, *, voice: str = "piper-joe-medium") -> list[TurnClip]:
+    """The recorded clips with measured voice boundaries, then ``mission``'s scripted lines
+    spoken by ``voice``."""
+    from actors.audio import Resampler
+    from actors.voices import load_voice
+
+    clips = [TurnClip(c.name, c.samples, c.text, c.voice[1])
+             for c in load_speech_clips(speech_fixtures()) if c.voice is not None]
+    speaker = load_voice(voice, fallback=False)
+    for n, line in enumerate(mission.script, 1):
+        synthesis = speaker.synthesize(line.text)
+        samples = (np.frombuffer(synthesis.pcm, "<i2") / 32768).astype(np.float32)
+        audio = Resampler(synthesis.sample_rate)(samples, last=True)
+        end = synthesis.words[-1][2] if synthesis.words else synthesis.duration
+        clips.append(TurnClip(f"{mission.name} line {n}", audio, line.text, end))
+    return clips
+
+
+def _write_session_audio(clips: list[TurnClip], path: Path) -> list[tuple[float, float]]:
+    """One wav of the clips, each after a pause; each clip's (start, voice end) in stream time
+    (the wav source adds no lead-in of its own: it is set to 0)."""
+    parts = [np.zeros(int(LEAD_IN_S * 16000), np.int16)]
+    spans = []
+    at = LEAD_IN_S
+    for clip in clips:
+        spans.append((at, at + clip.voice_end))
+        parts += [clip.samples, np.zeros(int(PAUSE_S * 16000), np.int16)]
+        at += len(clip.samples) / 16000 + PAUSE_S
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(np.concatenate(parts).tobytes())
+    return spans
+
+
+def turn_stages(messages: list[Any], spans: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """Per clip, from a session log's messages: the anchor (wall time of its last speech
+    sample), the turns heard in it, and each stage in ms after the anchor."""
+    from twin.messages import (
+        AudioFrame,
+        Message,
+        Speech,
+        SpeechEnded,
+        SpeechStarted,
+        Transcript,
+        TwinDecision,
+        TwinUtterance,
+    )
+
+    frames = sorted((m.start, m.t) for m in messages
+                    if isinstance(m, AudioFrame) and m.stream == "operator")
+    started = [m for m in messages if isinstance(m, SpeechStarted) and m.stream == "operator"]
+    rows = []
+    for number, (start, voice_end) in enumerate(spans):
+        row: dict[str, Any] = {"clip": number, "turns": []}
+        frame = next(((s, t) for s, t in frames if s <= voice_end < s + FRAME_S + 1e-9), None)
+        turns = [m.turn for m in started if start - 0.5 <= m.at <= voice_end + 0.3]
+        row["turns"] = turns
+        if frame is None or not turns:
+            rows.append(row)
+            continue
+        anchor = frame[1] - (frame[0] + FRAME_S - voice_end)
+        last: int | None = turns[-1]
+
+        def first(kind: type[Message], last: int | None = last, **where: Any) -> float | None:
+            times = [m.t for m in messages if isinstance(m, kind) and m.turn == last
+                     and all(getattr(m, k) == v for k, v in where.items())]
+            return min(times) if times else None
+
+        ended = [m for m in messages if isinstance(m, SpeechEnded) and m.turn == last]
+        sentences = [m.t for m in messages if isinstance(m, TwinUtterance) and m.turn == last
+                     and m.text]
+        marks = {
+            "turn_end": ended[0].t if ended else None,
+            "final_transcript": first(Transcript, final=True),
+            "decision": first(TwinDecision),
+            "first_sentence": min(sentences) if sentences else None,
+            "first_audio": first(Speech),
+        }
+        row["ms"] = {name: None if t is None else round((t - anchor) * 1000, 1)
+                     for name, t in marks.items()}
+        if ended and ended[0].voice_end:
+            row["vad_voice_end_ms"] = round((ended[0].voice_end - anchor) * 1000, 1)
+        finals = [m for m in messages if isinstance(m, Transcript) and m.final and m.turn == last]
+        row["heard"] = finals[0].text if finals else None
+        rows.append(row)
+    return rows
+
+
+def _session(clips: list[TurnClip], mission_path: Path, config_path: Path,
+             folder: Path) -> tuple[list[dict[str, Any]], float]:
+    """Play the clips through a session on Ray; the per-clip stages and the ready time."""
+    from twin.config import ActorSpec, load_config, load_mission
+    from twin.log import LogReader
+    from twin.runtime import Session
+
+    audio = folder / "turns.wav"
+    spans = _write_session_audio(clips, audio)
+    config = load_config(config_path)
+    source = {"class": "actors.sources.WavSource", "num_cpus": 0,
+              "settings": {"path": str(audio), "lead_in_s": 0.0, "tail_s": 2.0}}
+    actors = {**config.actors, "operator_audio": ActorSpec.model_validate(source)}
+    config = config.model_copy(update={
+        "actors": actors,
+        "session": config.session.model_copy(update={"log_dir": folder})})
+    mission = load_mission(mission_path)
+    seconds = spans[-1][1] + PAUSE_S + 60.0  # the models' start too
+    # the mission clock slowed: no inject fires while the clips play (their reports would
+    # cross the answers); the turns are what is measured
+    session = Session(config, mission, speed=0.02)
+    _progress(f"a session on Ray: {len(clips)} turns in {spans[-1][1] + PAUSE_S:.0f} s of "
+              "audio, in real time, once the actors are up")
+    started = time.monotonic()
+    result = asyncio.run(session.run(timeout=seconds))
+    with LogReader(result.log_path) as reader:
+        messages = list(reader.messages(types=[
+            "audio_frame", "speech_started", "speech_ended", "transcript", "twin_decision",
+            "twin_utterance", "speech"]))
+    return turn_stages(messages, spans), time.monotonic() - started
+
+
+def _plain(clips: list[TurnClip], mission_path: Path, config_path: Path) -> list[dict[str, float]]:
+    """The plain script per clip: transcribe the whole clip, the first sentence of the chat
+    model on the read mission, piper's audio of it; each stage's ms from the start."""
+    from actors.asr import WhisperRecognizer
+    from actors.chat import PrefixCache, chat_model
+    from actors.dialogue import DialogueSettings
+    from actors.lipsync import LipSyncSettings
+    from actors.speech import SpeechSettings
+    from actors.voices import load_voice
+    from twin.config import load_config, load_mission
+    from twin.prompt import mission_prefix, read_notes
+
+    config = load_config(config_path)
+    speech = SpeechSettings.model_validate(config.actors["speech"].settings)
+    dialogue = DialogueSettings.model_validate(config.actors["dialogue"].settings)
+    recognizer = WhisperRecognizer(speech.model, beam_size=speech.beam_size,
+                                   cpu_threads=speech.cpu_threads)
+    chat = chat_model(dialogue.chat)
+    mission = load_mission(mission_path)
+    operator = mission.roster[0]
+    prefix = mission_prefix(mission, operator, read_notes(mission.knowledge))
+    if not PrefixCache().load(chat.client, prefix):
+        _progress("the plain model reads the mission first (not timed)")
+        chat.invoke([("system", prefix), ("human", "Say ready.")])
+    voice = load_voice(LipSyncSettings.model_validate(config.actors["lipsync"].settings).voice)
+    rows = []
+    for clip in clips:
+        audio = (clip.samples / 32768).astype(np.float32)
+        began = time.monotonic()
+        text = recognizer.recognize(audio).text
+        heard = time.monotonic()
+        written = ""
+        for chunk in chat.stream([("system", prefix), ("human", f"{operator.callsign} asks: "
+                                                                 f"{text}")]):
+            written += str(chunk.content)
+            if _SENTENCE_END.search(written):
+                break
+        sentence = _SENTENCE_END.split(written)[0] or written
+        first = time.monotonic()
+        voice.synthesize(sentence)
+        spoken = time.monotonic()
+        rows.append({"transcribe_ms": (heard - began) * 1000,
+                     "first_sentence_ms": (first - began) * 1000,
+                     "first_audio_ms": (spoken - began) * 1000})
+    return rows
+
+
+def _figures(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    return {"p50": round(statistics.median(values), 1),
+            "p95": round(_percentile(values, 0.95), 1), "n": len(values)}
+
+
+def run_turn_bench(*, mission: str | None = None, config: str | None = None,
+                   plain: bool = True) -> dict[str, Any]:
+    """The figures (see the module's docstring) as one JSON-ready dict."""
+    import twin
+
+    root = Path(twin.__file__).resolve().parents[1]
+    mission_path = Path(mission) if mission else root / "missions" / "route_clearance.yaml"
+    config_path = Path(config) if config else root / "configs" / "default.yaml"
+    from twin.config import load_mission
+
+    _progress("preparing the turns (recordings, and the mission's lines spoken)")
+    clips = turn_clips(load_mission(mission_path))
+    with tempfile.TemporaryDirectory(prefix="twin-bench-turn-") as folder:
+        rows, wall = _session(clips, mission_path, config_path, Path(folder))
+    stages = ("turn_end", "final_transcript", "decision", "first_sentence", "first_audio")
+    answered = [r for r in rows if "ms" in r]
+    result: dict[str, Any] = {
+        "session": {stage: _figures([r["ms"][stage] for r in answered
+                                     if r["ms"][stage] is not None]) for stage in stages},
+        "end_of_speech_to_first_audio_ms": _figures(
+            [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None]),
+        "false_cut_offs": sum(max(0, len(r["turns"]) - 1) for r in rows),
+        "missed_turns": sum(1 for r in rows if not r["turns"] or r.get("heard") is None),
+        "turns": [{"clip": clips[r["clip"]].name, "said": clips[r["clip"]].text, **{
+            k: v for k, v in r.items() if k != "clip"}} for r in rows],
+        "setup": {"config": str(config_path), "mission": str(mission_path),
+                  "clips": len(clips), "pause_s": PAUSE_S, "session_wall_s": round(wall, 1),
+                  "anchor": "the wall time of each clip's last speech sample"},
+    }
+    if plain:
+        _progress("the plain script: whole clip transcribed, first sentence, first audio")
+        baseline = _plain(clips, mission_path, config_path)
+        result["plain_oracle_end_of_turn"] = {
+            key: _figures([row[key] for row in baseline])
+            for key in ("transcribe_ms", "first_sentence_ms", "first_audio_ms")}
+        ours = result["end_of_speech_to_first_audio_ms"].get("p50")
+        theirs = result["plain_oracle_end_of_turn"]["first_audio_ms"].get("p50")
+        if ours and theirs:
+            result["ratio_p50"] = round(ours / theirs, 2)
+    return result
+
+
+def format_turn_bench(figures: dict[str, Any]) -> str:
+    """The figures as a table: each stage's p50 and p95 after the end of the voice."""
+    lines = ["stage (ms after the end of the operator's voice)      p50      p95    n"]
+    for stage, row in figures["session"].items():
+        lines.append(f"  {stage:50} {row.get('p50', '-'):>8} {row.get('p95', '-'):>8} "
+                     f"{row.get('n', 0):>4}")
+    if "plain_oracle_end_of_turn" in figures:
+        lines.append("plain script, oracle end of turn (ms after the clip)")
+        for stage, row in figures["plain_oracle_end_of_turn"].items():
+            lines.append(f"  {stage:50} {row.get('p50', '-'):>8} {row.get('p95', '-'):>8} "
+                         f"{row.get('n', 0):>4}")
+    lines.append(f"false cut-offs {figures['false_cut_offs']}, missed turns "
+                 f"{figures['missed_turns']}, of {figures['setup']['clips']} turns"
+                 + (f"; ratio to the plain script (p50) {figures['ratio_p50']}"
+                    if "ratio_p50" in figures else ""))
+    return "\n".join(lines)

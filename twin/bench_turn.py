@@ -39,7 +39,7 @@ from twin.bench import _percentile, load_speech_clips, speech_fixtures
 __all__ = ["TurnClip", "format_turn_bench", "run_turn_bench", "turn_clips", "turn_stages"]
 
 FRAME_S = 0.1  # the wav source's frames
-LEAD_IN_S = 1.0
+LEAD_IN_S = 15.0  # the session settles (the model reads the mission from its cache) first
 PAUSE_S = 14.0  # after each clip: the reply is heard out before the next turn
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 

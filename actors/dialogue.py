@@ -341,6 +341,9 @@ class Dialogue(Actor):
             return
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
+            # The operator has moved on: the rest of a reply still being written would hold
+            # the model (and the new answer behind it) for what nobody waits for now.
+            self._cut(self._replying_turn)
             answer = mind.decide_reply(message)
             await self.publish(Metric(name="dialogue_decision_ms", unit="ms", turn=turn,
                                       value=round((time.monotonic() - arrived) * 1000, 1)))

@@ -423,3 +423,25 @@ def test_an_interrupted_reply_stops_the_model(monkeypatch: pytest.MonkeyPatch) -
             assert RecordingChat.written < len(long.split()) / 2
 
     run(scenario())
+
+
+def test_a_new_question_stops_the_reply_still_being_written(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    words = ["apple", "river", "stone", "cloud", "bread", "chair", "table", "paper", "glass",
+             "metal", "water", "light"]
+    long = " ".join(f"The troop net check word is {word} today." for word in words)
+    actor = make(monkeypatch, ["Ready.", long, "Fuel is fine."], prefill=False, max_sentences=8)
+    monkeypatch.setattr(RecordingChat, "delay_s", 0.05)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("Read me everything about the troop net.", 1),
+                               source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.index == 0)
+            await harness.send(question("What's our fuel state?", 2), source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 2 and m.final, timeout=10)
+            # the first reply stopped when the second question came, not at its end
+            assert RecordingChat.written < len(long.split()) / 2 + 3  # + "Fuel is fine."
+            assert "Fuel is fine." in [m.text for m in replies_of(harness, 2)]
+
+    run(scenario())

@@ -513,7 +513,7 @@ class Dialogue(Actor):
         for metric in generation.metrics(turn):
             await self.publish(metric)
         answered = reply.index > 0
-        written = " ".join(reply.spoken)  # what the model said: the conversation keeps that
+        written = " ".join(reply.spoken)  # the reply as written: the conversation keeps that
         if guesses and answered and self._cut_turn != turn:  # said, and said to be unsure
             who = decision.verify_with or "your chain of command"
             unsure = _listed([re.sub(r"[()]", "", phrase) for phrase in guesses])

@@ -382,6 +382,14 @@ def _ms_figures(values: list[float]) -> dict[str, float]:
             "n": len(values)}
 
 
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 and p95 of ``values`` and how many there are (``{"n": 0}`` for none: JSON-safe)."""
+    if not values:
+        return {"n": 0}
+    return {"p50": round(_percentile(values, 0.5), 1),
+            "p95": round(_percentile(values, 0.95), 1), "n": len(values)}
+
+
 def _progress(text: str) -> None:
     print(f"bench asr: {text}", file=sys.stderr, flush=True)
 
@@ -650,25 +658,19 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
             plain_first.append((first if first is not None else elapsed) * 1000)
             plain_rate.append(count / elapsed)
 
-    def summary(values: list[float]) -> dict[str, float]:
-        if not values:
-            return {"n": 0}
-        return {"p50": round(_percentile(values, 0.5), 1),
-                "p95": round(_percentile(values, 0.95), 1), "n": len(values)}
-
     return {
         "dialogue_actor": {
-            "decision_ms": summary(figures.get("dialogue_decision_ms", [])),
-            "first_sentence_after_transcript_ms": summary(
+            "decision_ms": percentiles(figures.get("dialogue_decision_ms", [])),
+            "first_sentence_after_transcript_ms": percentiles(
                 figures.get("dialogue_first_sentence_ms", [])),
-            "llm_first_sentence_ms": summary(figures.get("dialogue_llm_first_sentence_ms", [])),
-            "llm_tokens_per_s": summary(figures.get("dialogue_llm_tokens_per_s", [])),
-            "prefill_while_speaking_ms": summary(figures.get("dialogue_prefill_ms", [])),
+            "llm_first_sentence_ms": percentiles(figures.get("dialogue_llm_first_sentence_ms", [])),
+            "llm_tokens_per_s": percentiles(figures.get("dialogue_llm_tokens_per_s", [])),
+            "prefill_while_speaking_ms": percentiles(figures.get("dialogue_prefill_ms", [])),
             "sentences_rejected": int(sum(figures.get("dialogue_sentences_rejected", []))),
         },
         "plain_chat_model": {
-            "first_sentence_ms": summary(plain_first),
-            "tokens_per_s": summary(plain_rate),
+            "first_sentence_ms": percentiles(plain_first),
+            "tokens_per_s": percentiles(plain_rate),
         },
         "memory": {"dialogue_process_peak_rss_mb": round(rss_mb),
                    "note": "the Dialogue's process: model, its context, MiniLM, torch"},

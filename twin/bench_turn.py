@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from twin.bench import _percentile, load_speech_clips, speech_fixtures
+from twin.bench import load_speech_clips, percentiles, speech_fixtures
 
 __all__ = ["TurnClip", "format_turn_bench", "run_turn_bench", "turn_clips", "turn_stages"]
 
@@ -227,13 +226,6 @@ def _plain(clips: list[TurnClip], mission_path: Path, config_path: Path) -> list
     return rows
 
 
-def _figures(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    return {"p50": round(statistics.median(values), 1),
-            "p95": round(_percentile(values, 0.95), 1), "n": len(values)}
-
-
 def run_turn_bench(*, mission: str | None = None, config: str | None = None,
                    plain: bool = True) -> dict[str, Any]:
     """The figures (see the module's docstring) as one JSON-ready dict."""
@@ -251,9 +243,9 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
     stages = ("turn_end", "final_transcript", "decision", "first_sentence", "first_audio")
     answered = [r for r in rows if "ms" in r]
     result: dict[str, Any] = {
-        "session": {stage: _figures([r["ms"][stage] for r in answered
+        "session": {stage: percentiles([r["ms"][stage] for r in answered
                                      if r["ms"][stage] is not None]) for stage in stages},
-        "end_of_speech_to_first_audio_ms": _figures(
+        "end_of_speech_to_first_audio_ms": percentiles(
             [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None]),
         "false_cut_offs": sum(max(0, len(r["turns"]) - 1) for r in rows),
         "missed_turns": sum(1 for r in rows if not r["turns"] or r.get("heard") is None),
@@ -267,7 +259,7 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
         _progress("the plain script: whole clip transcribed, first sentence, first audio")
         baseline = _plain(clips, mission_path, config_path)
         result["plain_oracle_end_of_turn"] = {
-            key: _figures([row[key] for row in baseline])
+            key: percentiles([row[key] for row in baseline])
             for key in ("transcribe_ms", "first_sentence_ms", "first_audio_ms")}
         ours = result["end_of_speech_to_first_audio_ms"].get("p50")
         theirs = result["plain_oracle_end_of_turn"]["first_audio_ms"].get("p50")

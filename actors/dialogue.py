@@ -23,6 +23,12 @@ gives a hedge, and a reply with nothing left becomes the hedged grounded sentenc
 fails or exceeds its time limit also gives way to it: the twin is never silent and never states
 an invented value.
 
+Speculation: the recogniser decodes an utterance at a pause that may end the turn and publishes
+it as a ``speculative`` transcript. If the model is free, the dialogue decides on a copy of the
+mind and starts the model's reply at once, publishing nothing; when the final transcript comes
+and gives the same prompt, the reply takes the model's words written so far and goes on with
+them. Anything else (the operator went on, other words, an event between) drops it unsaid.
+
 With ``llm_role: extend`` (tiny models) the policy's grounded sentence is said first and the
 model only adds to it, once that sentence's ``Speech`` is out (at most ``speech_wait_s`` later).
 
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import re
 import threading
 import time
@@ -93,6 +100,11 @@ class DialogueSettings(BaseModel):
                                 "off: the event is spoken at once with the fact that says what "
                                 "it means (on two cores the model's report would hold up the "
                                 "next answer)")
+    speculate: bool = Field(True, description="start the reply on the recogniser's "
+                            "speculative transcript (the utterance decoded at a pause that may "
+                            "end the turn): when the turn ends there, the final transcript takes "
+                            "the model's reply as far as it got; when the operator goes on, it "
+                            "is dropped unsaid")
     prefill: bool = Field(True, description="whenever it has nothing to say (and as the "
                           "operator starts to speak) the model reads what the conversation gained "
                           "and the start of the next turn: an answer then costs only the "
@@ -216,6 +228,7 @@ class Dialogue(Actor):
         self._replying_turn: int | None = None
         self._cut_turn: int | None = None  # the operator cut the twin off in this turn
         self._prefilling: asyncio.Task[None] | None = None  # the model reading a turn's start
+        self._speculation: _Speculation | None = None  # a reply started before the turn ended
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -334,13 +347,23 @@ class Dialogue(Actor):
                 and self.config.prefill):
             self._start_prefill()
         elif (isinstance(message, Transcript) and not message.final and not message.typed
-              and message.speaker == "operator" and self.config.prefill):
-            self._start_prefill(message.text)
+              and message.speaker == "operator"):
+            if self._speculation is not None and (
+                    message.turn != self._speculation.turn or not message.speculative
+                    or message.text != self._speculation.text):
+                await self._drop_speculation("the operator went on")
+            if message.speculative and self.config.speculate:
+                await self._speculate(message)
+            elif self.config.prefill:
+                self._start_prefill(message.text)
         if isinstance(message, Transcript) and message.final and message.backchannel:
             await self._release_deferred(arrived)  # "okay" while the twin spoke: no answer
             return
         if isinstance(message, Transcript) and message.final:
             turn = message.turn if message.turn is not None else self._next_turn()
+            if self._speculation is not None and (self._speculation.turn != turn
+                                                  or self._speculation.text != message.text):
+                await self._drop_speculation("the final transcript says otherwise")
             # The operator has moved on: the rest of a reply still being written would hold
             # the model (and the new answer behind it) for what nobody waits for now.
             self._cut(self._replying_turn)
@@ -367,6 +390,47 @@ class Dialogue(Actor):
                 await self._queue.put((decision, self._next_turn(), arrived))
             if self._deferred and self._release is None:
                 self._release = asyncio.create_task(self._release_after(arrived))
+
+    async def _speculate(self, transcript: Transcript) -> None:
+        """Start the model's reply to ``transcript`` as if it were final, on a copy of the mind
+        (nothing decided is kept), if the model is free and the reply would be the model's."""
+        mind = self.mind
+        if (mind is None or self.chain is None or self.config.llm_role != "phrase"
+                or self._speculation is not None or not self._queue.empty()
+                or (self._replying is not None and not self._replying.done())):
+            return
+        # the knowledge index and the mission are read, never changed: shared, not copied
+        preview = copy.deepcopy(mind, memo={id(mind.knowledge): mind.knowledge,
+                                            id(mind.mission): mind.mission})
+        decision = preview.decide_reply(msgspec.structs.replace(transcript, final=True))
+        if self._plain(decision):
+            return
+        messages = preview.prompt(preview.turn_message(decision))
+        odds = self._odds()
+        self._speculation = _Speculation(transcript.turn, transcript.text, messages, odds,
+                                         self._generate(messages, odds=odds))
+
+    def _adopt(self, turn: int, messages: list[tuple[str, str]]) -> _Speculation | None:
+        """The speculation for ``turn`` if it was started on this very prompt."""
+        speculation = self._speculation
+        if speculation is None or speculation.turn != turn or speculation.messages != messages:
+            return None
+        self._speculation = None
+        return speculation
+
+    async def _drop_speculation(self, why: str) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is None:
+            return
+        await speculation.drop()
+        await self.publish(Metric(name="dialogue_speculation", value=0, turn=speculation.turn,
+                                  labels={"outcome": "dropped", "why": why}))
+
+    def _plain(self, decision: Decision) -> bool:
+        """Whether the reply is the policy's words alone (no model)."""
+        return decision.intent in ("acknowledge", "clarify", "decline") or decision.hedge or (
+            decision.trigger == "report" and (not self.config.model_reports
+                                              or decision.expression == "urgent"))
 
     def _cut(self, turn: int | None) -> None:
         """The operator cut the twin off in ``turn``: the rest of that reply would go unheard,
@@ -452,10 +516,7 @@ class Dialogue(Actor):
         assert mind is not None
         reply = _Reply(self, decision, turn, arrived)
         await self.publish(msgspec.structs.replace(decision.message(), turn=turn))
-        plain = decision.intent in ("acknowledge", "clarify", "decline") or decision.hedge or (
-            decision.trigger == "report" and (not self.config.model_reports
-                                              or decision.expression == "urgent"))
-        if plain or self.chain is None or (self.config.llm_role == "extend"
+        if self._plain(decision) or self.chain is None or (self.config.llm_role == "extend"
                                            and not decision.evidence):
             await reply.say(decision.fallback, final=True, source="policy")
             # The policy's reply stays out of the conversation (the model copies what it sees
@@ -474,8 +535,20 @@ class Dialogue(Actor):
         budget = min(self.config.max_sentences, _SENTENCES[decision.style]) - reply.index
         # what the twin said in its last turns: a small model readily copies it as its answer
         earlier = [said for _, said in mind.conversation.turns[-3:]]
-        odds = self._odds()
-        generation = _Generation(self._generate(mind.prompt(asked), odds=odds))
+        messages = mind.prompt(asked)
+        speculation = self._adopt(turn, messages)
+        if speculation is not None:  # the model began this reply before the turn ended
+            odds = speculation.odds
+            generation = _Generation(speculation.replay(), started=speculation.started)
+            await self.publish(Metric(
+                name="dialogue_speculation", value=1, turn=turn, labels={
+                    "outcome": "adopted", "ahead_ms": str(round(
+                        (arrived - speculation.started) * 1000))}))
+        else:
+            if self._speculation is not None:
+                await self._drop_speculation("the prompt changed")
+            odds = self._odds()
+            generation = _Generation(self._generate(messages, odds=odds))
         unknown = False
         guesses: list[str] = []  # values the model wrote without being sure of them
         try:
@@ -590,12 +663,64 @@ class Dialogue(Actor):
             stop.set()
 
 
+class _Speculation:
+    """A reply's model generation started on a speculative transcript: its chunks are kept as
+    they come, for the final transcript's reply to take (``replay``) or to be dropped."""
+
+    def __init__(self, turn: int | None, text: str, messages: list[tuple[str, str]],
+                 odds: TokenOdds | None, chunks: AsyncIterator[str]) -> None:
+        self.turn, self.text, self.messages, self.odds = turn, text, messages, odds
+        self.started = time.monotonic()
+        self._written: list[str] = []
+        self._error: BaseException | None = None
+        self._done = False
+        self._more = asyncio.Event()
+        self._pump = asyncio.create_task(self._keep(chunks))
+
+    async def _keep(self, chunks: AsyncIterator[str]) -> None:
+        try:
+            async for chunk in chunks:
+                self._written.append(chunk)
+                self._more.set()
+        except Exception as error:  # given to the reply that takes it
+            self._error = error
+        finally:
+            self._done = True
+            self._more.set()
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    async def replay(self) -> AsyncIterator[str]:
+        """What the model has written, then the rest as it comes; the model stops when the
+        reply stops reading."""
+        given = 0
+        try:
+            while True:
+                self._more.clear()
+                while given < len(self._written):
+                    yield self._written[given]
+                    given += 1
+                if self._done:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                await self._more.wait()
+        finally:
+            await self.drop()
+
+    async def drop(self) -> None:
+        """Stop the model (at its next token) and wait until it has."""
+        if not self._pump.done():
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+
+
 class _Generation:
     """Times one model generation: to its first sentence, and its tokens (chunks) per second."""
 
-    def __init__(self, chunks: AsyncIterator[str]) -> None:
+    def __init__(self, chunks: AsyncIterator[str], started: float | None = None) -> None:
         self._chunks = chunks
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.count = 0
         self.first_sentence: float | None = None
         self.ended: float | None = None

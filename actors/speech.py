@@ -6,13 +6,21 @@ times of the voice), partial ``Transcript``s while the operator speaks, the fina
 (words with times and probabilities, confidence, the utterance's span) right after
 ``SpeechEnded``, ``Interrupt`` on barge-in, and ``Metric``s of the recogniser's delays.
 
-How the final comes fast: every 32 ms chunk goes through the streaming Silero VAD and the
-endpointer (``actors.vad``). While the operator speaks, the audio so far is decoded every
-``partial_interval_ms`` for partial transcripts. As soon as a pause reaches ``speculate_ms``, the
-utterance is decoded *as if* it had ended; when the pause then reaches ``end_silence_ms`` and the
-turn ends, that result is already there (or nearly) and is published at once. If the operator goes
-on speaking, the speculative result is dropped. Decoding runs in a worker thread, one at a time,
-never on the event loop.
+When a turn ends: every 32 ms chunk goes through the streaming Silero VAD and the endpointer
+(``actors.vad``). With ``end_of_turn: smart`` (the default) the pause that ends a turn depends on
+whether the turn sounds and reads finished: once a pause reaches ``judge_ms`` the turn model
+(Smart Turn) hears the utterance and its words are decoded (``actors.turn``); a turn judged
+finished ends as soon as both have answered (after ``complete_pause_ms`` at least, longer for an
+operator who goes on after such pauses), one judged unfinished after ``unsure_pause_ms``, one
+trailing off ("and ...") after ``max_pause_ms``. With ``end_of_turn: silence`` every turn ends
+after ``end_silence_ms``.
+
+How the final comes fast: while the operator speaks, the audio so far is decoded every
+``partial_interval_ms`` for partial transcripts. As soon as a pause reaches ``judge_ms`` (silence
+mode: ``speculate_ms``), the utterance is decoded *as if* it had ended and published as a
+``speculative`` transcript (the dialogue may start its reply on it); when the pause then ends the
+turn, that result is the final transcript, published at once. If the operator goes on speaking,
+it is dropped. Decoding runs in a worker thread, one at a time, never on the event loop.
 
 Barge-in: while the twin is speaking (its ``Speech`` audio is still playing), operator voice that
 lasts ``barge_in_min_ms`` is decoded at once: words that only acknowledge the twin ("okay",
@@ -33,13 +41,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.asr import Recognition, WhisperRecognizer
 from actors.audio import SAMPLE_RATE, pcm_to_float
+from actors.turn import EndOfTurn, SmartTurn, load_smart_turn
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
 from twin.actor import Actor, ActorFailed
 
@@ -88,7 +97,26 @@ class SpeechSettings(BaseModel):
     stream: str = Field("operator", description="which AudioFrame stream to hear")
     threshold: float = Field(0.5, gt=0, lt=1, description="VAD speech probability")
     min_speech_ms: int = Field(250, ge=32)
-    end_silence_ms: int = Field(500, ge=96, description="pause that ends the operator's turn")
+    end_of_turn: Literal["smart", "silence"] = Field(
+        "smart", description="smart: the pause that ends a turn depends on whether it sounds and "
+        "reads finished (the turn model, the words, the operator's habits; see actors.turn); "
+        "silence: a fixed pause of end_silence_ms")
+    end_silence_ms: int = Field(500, ge=96, description="silence mode: the pause that ends the "
+                                "operator's turn")
+    turn_model: str = Field("smart-turn-v3.2", description="smart mode: registry name or path "
+                            "of the Smart Turn .onnx model")
+    judge_ms: int = Field(100, ge=32, description="smart mode: the pause at which the turn model "
+                          "judges whether the operator has finished (and again at twice that "
+                          "if not) and the words so far are decoded")
+    complete_pause_ms: int = Field(100, ge=32, description="smart mode: the pause that ends a "
+                                   "turn judged finished (longer for an operator who goes on "
+                                   "after pauses that long)")
+    unsure_pause_ms: int = Field(800, ge=32, description="smart mode: the pause that ends a "
+                                 "turn judged unfinished")
+    max_pause_ms: int = Field(2000, ge=32, description="smart mode: the pause that ends any "
+                              "turn, even one whose words trail off (\"and\", \"uh\")")
+    complete_at: float = Field(0.5, gt=0, lt=1, description="smart mode: the turn model's "
+                               "P(finished) from which a turn counts as finished")
     pre_roll_ms: int = Field(300, ge=0, description="audio kept before the detected start")
     max_turn_s: float = Field(28.0, gt=1, le=30)
     partial_interval_ms: int = Field(500, ge=100)
@@ -165,6 +193,10 @@ def _title(word: str) -> str:
     return word if len(word) <= 3 else word.title()
 
 
+def _succeeded(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
 @dataclass
 class _Utterance:
     turn: int
@@ -172,7 +204,11 @@ class _Utterance:
     audio_start: float  # stream time of the first buffered sample (start - pre-roll)
     interrupted: bool = False
     speculation: tuple[float, asyncio.Task[Recognition]] | None = None  # (voice end, decode)
+    told: float | None = None  # the voice end of the speculation published
     partial_task: asyncio.Task[None] | None = None
+    judgement: tuple[float, asyncio.Task[float]] | None = None  # (voice end, P(finished))
+    judged_again: float | None = None  # the voice end whose pause was judged a second time
+    watch: asyncio.Task[None] | None = None  # ends the turn as soon as the pause is judged
     last_partial: float = 0.0  # stream time of the last partial decode
     # while the twin speaks: the decode of the voice so far (voiced seconds then, the decode)
     listening: tuple[float, asyncio.Task[Recognition]] | None = None
@@ -189,8 +225,12 @@ class SpeechRecognizer(Actor):
     def required_models(cls, settings: BaseModel) -> tuple[str, ...]:
         from twin.models import REGISTRY
 
-        model = settings.model if isinstance(settings, SpeechSettings) else ""
-        return (model,) if model in REGISTRY else ()
+        if not isinstance(settings, SpeechSettings):
+            return ()
+        models = [settings.model]
+        if settings.end_of_turn == "smart":
+            models.append(settings.turn_model)
+        return tuple(model for model in models if model in REGISTRY)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -202,6 +242,14 @@ class SpeechRecognizer(Actor):
             end_silence_ms=settings.end_silence_ms, max_turn_s=settings.max_turn_s)
         self.vad: SileroVAD | None = None
         self.recognizer: WhisperRecognizer | None = None
+        self.turn_model: SmartTurn | None = None
+        self.end_of_turn = EndOfTurn(
+            complete_pause_ms=settings.complete_pause_ms,
+            unsure_pause_ms=settings.unsure_pause_ms, max_pause_ms=settings.max_pause_ms,
+            complete_at=settings.complete_at)
+        # the last turn's end, until the twin speaks: (stream time of its voice end, whether it
+        # was judged finished)
+        self._last_end: tuple[float, bool] | None = None
         self.turn = 0
         self._pending = np.zeros(0, np.float32)  # samples not yet a whole VAD chunk
         self._pending_t = 0.0  # stream time of _pending[0]
@@ -215,6 +263,7 @@ class SpeechRecognizer(Actor):
         self._audio: list[np.ndarray[Any, np.dtype[np.float32]]] = []  # the current utterance
         self._utterance: _Utterance | None = None
         self._decoder = asyncio.Lock()  # one decode at a time
+        self._hearing = asyncio.Lock()  # the audio's chunks, or an end decided between them
         self._twin_turn: int | None = None
         self._twin_until = 0.0  # wall time when the twin's queued speech ends
 
@@ -228,6 +277,8 @@ class SpeechRecognizer(Actor):
         config = self.config
         try:
             self.vad = await asyncio.to_thread(SileroVAD)
+            if config.end_of_turn == "smart":
+                self.turn_model = await asyncio.to_thread(load_smart_turn, config.turn_model)
             self.recognizer = await asyncio.to_thread(
                 WhisperRecognizer, config.model, compute_type=config.compute_type,
                 cpu_threads=config.cpu_threads, beam_size=config.beam_size,
@@ -246,7 +297,10 @@ class SpeechRecognizer(Actor):
         return list(dict.fromkeys(words))[:MAX_VOCABULARY_WORDS]
 
     def on_health(self) -> dict[str, Any]:
-        return {"turn": self.turn, "in_turn": self._utterance is not None}
+        health: dict[str, Any] = {"turn": self.turn, "in_turn": self._utterance is not None}
+        if self.turn_model is not None:
+            health["end_of_turn"] = self.end_of_turn.describe()
+        return health
 
     # ------------------------------------------------------------------ messages
 
@@ -255,6 +309,7 @@ class SpeechRecognizer(Actor):
             if message.stream == self.config.stream:
                 await self._hear(message)
         elif isinstance(message, Speech):
+            self._last_end = None  # the twin answers: what the operator says next replies to it
             start = max(time.time(), self._twin_until)
             self._twin_until = start + len(message.pcm) / 2 / message.sample_rate
             self._twin_turn = message.turn
@@ -267,20 +322,35 @@ class SpeechRecognizer(Actor):
                              f"x {frame.channels} from {frame.source}")
         samples = pcm_to_float(frame.pcm)
         self._arrivals.append((frame.start + len(samples) / SAMPLE_RATE, frame.t))
-        if not len(self._pending):
-            self._pending_t = frame.start
-        self._pending = np.concatenate([self._pending, samples])
-        while len(self._pending) >= CHUNK:
-            chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
-            t = self._pending_t
-            self._pending_t += CHUNK_S
-            await self._chunk(chunk, t)
+        async with self._hearing:
+            if not len(self._pending):
+                self._pending_t = frame.start
+            self._pending = np.concatenate([self._pending, samples])
+            while len(self._pending) >= CHUNK:
+                chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+                t = self._pending_t
+                self._pending_t += CHUNK_S
+                await self._chunk(chunk, t)
 
     async def _chunk(self, chunk: np.ndarray[Any, np.dtype[np.float32]], t: float) -> None:
         assert self.vad is not None
         probability = self.vad(chunk)
-        events = self.endpointer.push(probability, t)
         utterance = self._utterance
+        pause = self.endpointer.silence_ms(t)
+        ending = False  # whether this pause, if it lasts, ends the turn as a finished one
+        if utterance is not None:
+            await self._speculative(utterance)
+        if utterance is not None and self.turn_model is not None:
+            complete, words = self._judged(utterance), self._words(utterance)
+            wait = self.end_of_turn.wait_ms(complete, words)
+            self.endpointer.end_silence = wait / 1000
+            ending = words is not None and wait <= self.end_of_turn.complete_wait()
+        last_voice = self.endpointer.last_voice
+        events = self.endpointer.push(probability, t)
+        if ending and self.endpointer.last_voice > last_voice and self.endpointer.in_turn:
+            # the voice went on after a pause judged the end: one of this operator's habits
+            # (a turn ended there would have ended too early)
+            self.end_of_turn.went_on(pause)
         if utterance is not None:
             self._audio.append(chunk)
         else:
@@ -296,7 +366,12 @@ class SpeechRecognizer(Actor):
             return
         await self._check_barge_in(utterance)
         silence = self.endpointer.silence_ms(now)
-        if silence >= self.config.speculate_ms:
+        if self.turn_model is not None and silence >= self.config.judge_ms:
+            self._judge(utterance, silence)
+        # smart mode: the words decide the end as much as the pause, so decode at once
+        speculate = self.config.judge_ms if self.turn_model is not None else (
+            self.config.speculate_ms)
+        if silence >= speculate:
             voice_end = self.endpointer.last_voice
             if utterance.speculation is None or utterance.speculation[0] != voice_end:
                 audio = self._utterance_audio(utterance, until=voice_end + TAIL_S)
@@ -306,6 +381,64 @@ class SpeechRecognizer(Actor):
             utterance.last_partial = now
             utterance.partial_task = asyncio.create_task(
                 self._partial(utterance, self._utterance_audio(utterance)))
+
+    # ------------------------------------------------------------------ end of turn
+
+    def _judge(self, utterance: _Utterance, pause_ms: float) -> None:
+        """Ask the turn model whether the operator has finished: at ``judge_ms`` of pause, and
+        once more at twice that if it said no then (a finished turn often sounds so only once
+        the pause has lasted a little)."""
+        voice_end = self.endpointer.last_voice
+        judgement = utterance.judgement
+        if judgement is not None and judgement[0] == voice_end:
+            again = (pause_ms >= 2 * self.config.judge_ms and utterance.judged_again != voice_end
+                     and _succeeded(judgement[1])
+                     and judgement[1].result() < self.end_of_turn.complete_at)
+            if not again:
+                return
+            utterance.judged_again = voice_end
+        assert self.turn_model is not None
+        audio = self._utterance_audio(utterance)
+        utterance.judgement = (voice_end, asyncio.create_task(
+            asyncio.to_thread(self.turn_model, audio)))
+        utterance.watch = asyncio.create_task(self._end_when_judged(utterance))
+
+    def _judged(self, utterance: _Utterance) -> float | None:
+        """The turn model's P(finished) for the current pause, once it has answered."""
+        judgement = utterance.judgement
+        if judgement is None or judgement[0] != self.endpointer.last_voice:
+            return None
+        return judgement[1].result() if _succeeded(judgement[1]) else None
+
+    async def _end_when_judged(self, utterance: _Utterance) -> None:
+        """End the turn as soon as the pause is judged (the turn model and the words), if the
+        audio heard so far already holds the pause that ends it, not at the next frame."""
+        assert utterance.judgement is not None
+        voice_end, judging = utterance.judgement
+        await asyncio.wait([judging])
+        speculation = utterance.speculation
+        if speculation is None or speculation[0] != voice_end:
+            return  # the words are not being decoded at this pause: the next chunk decides
+        await asyncio.wait([speculation[1]])
+        async with self._hearing:
+            endpointer = self.endpointer
+            if (self._utterance is not utterance or not endpointer.in_turn
+                    or endpointer.last_voice != voice_end):
+                return  # over already, or the voice went on
+            await self._speculative(utterance)
+            wait = self.end_of_turn.wait_ms(self._judged(utterance), self._words(utterance))
+            endpointer.end_silence = wait / 1000
+            if endpointer.silence_ms(self._pending_t) >= wait:
+                event = endpointer.close()
+                await self._ended(event.at, event.duration)
+
+    def _words(self, utterance: _Utterance) -> str | None:
+        """The words of the utterance up to the current pause, once decoded."""
+        speculation = utterance.speculation
+        if (speculation is not None and speculation[0] == self.endpointer.last_voice
+                and _succeeded(speculation[1])):
+            return speculation[1].result().text
+        return None
 
     def _partial_due(self, utterance: _Utterance, now: float) -> bool:
         idle = utterance.partial_task is None or utterance.partial_task.done()
@@ -332,6 +465,12 @@ class SpeechRecognizer(Actor):
 
     async def _started(self, at: float, now: float) -> None:
         self.turn += 1
+        last_end = self._last_end
+        if (self.turn_model is not None and last_end is not None and last_end[1]
+                and (at - last_end[0]) * 1000 < self.end_of_turn.max_pause):
+            # they went on after a turn judged finished, before the twin said anything: that
+            # end came too early
+            self.end_of_turn.went_on((at - last_end[0]) * 1000)
         # the history ends at ``now``; keep from ``pre_roll_ms`` before the voice began
         history_start = now - len(self._history) / SAMPLE_RATE
         audio_start = max(history_start, at - self.config.pre_roll_ms / 1000)
@@ -348,6 +487,13 @@ class SpeechRecognizer(Actor):
         assert utterance is not None
         self._utterance = None
         ended_wall = time.time()
+        words, complete = self._words(utterance), self._judged(utterance)
+        wait = self.endpointer.end_silence * 1000
+        finished = self.turn_model is not None and words is not None and (
+            self.end_of_turn.wait_ms(complete, words) <= self.end_of_turn.complete_wait())
+        self._last_end = (at, finished)
+        if utterance.judgement is not None:
+            utterance.judgement[1].cancel()
         await self.publish(SpeechEnded(at=round(at, 3), duration=round(duration, 3),
                                        stream=self.config.stream, turn=utterance.turn,
                                        voice_end=round(self._wall_time(at), 3)))
@@ -364,7 +510,6 @@ class SpeechRecognizer(Actor):
             reused = False
         self._history = np.zeros(0, np.float32)
         self._audio = []
-        offset = utterance.audio_start
         if utterance.listening is not None:
             utterance.listening[1].cancel()
         backchannel = (utterance.over_twin and not utterance.interrupted
@@ -374,18 +519,20 @@ class SpeechRecognizer(Actor):
                                             and recognition.text.strip() != "")):
             # over before its words were known: a short request, or a "stop" however short
             await self._interrupt(utterance, "barge-in")
-        await self.publish(Transcript(
-            text=recognition.text, final=True, language=recognition.language,
-            backchannel=backchannel,
-            confidence=round(recognition.confidence, 3), start=round(utterance.start, 3),
-            end=round(at, 3), speaker=self.config.stream, turn=utterance.turn,
-            words=[Word(word=w.word, start=round(offset + w.start, 3),
-                        end=round(offset + w.end, 3), probability=round(w.probability, 3))
-                   for w in recognition.words]))
+        await self.publish(self._transcript(utterance, recognition, at, final=True,
+                                            backchannel=backchannel))
         delay = (time.time() - ended_wall) * 1000
         await self.publish(Metric(name="asr_final_after_end_ms", value=round(delay, 1),
                                   unit="ms", turn=utterance.turn,
                                   labels={"speculative": str(reused).lower()}))
+        if self.turn_model is not None:  # why the turn ended when it did
+            await self.publish(Metric(name="end_of_turn_wait_ms", value=round(wait), unit="ms",
+                                      turn=utterance.turn, labels={
+                                          "finished": "-" if complete is None
+                                          else f"{complete:.2f}",
+                                          "words": "-" if words is None else words[-40:],
+                                          "usual_wait_ms": str(round(
+                                              self.end_of_turn.complete_wait()))}))
 
     def _utterance_audio(self, utterance: _Utterance,
                          until: float | None = None) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -398,6 +545,32 @@ class SpeechRecognizer(Actor):
         assert self.recognizer is not None
         async with self._decoder:
             return await asyncio.to_thread(self.recognizer.recognize, audio)
+
+    async def _speculative(self, utterance: _Utterance) -> None:
+        """Publish the speculative decode, once it is done: what the final transcript will say
+        if the turn ends at this pause (the dialogue may start its reply on it). Not over the
+        twin's voice: an "okay" there asks for no reply."""
+        speculation = utterance.speculation
+        if (speculation is None or speculation[0] != self.endpointer.last_voice
+                or utterance.told == speculation[0] or utterance.over_twin
+                or not _succeeded(speculation[1]) or not speculation[1].result().text):
+            return
+        utterance.told = speculation[0]
+        await self.publish(self._transcript(utterance, speculation[1].result(), speculation[0],
+                                            final=False, speculative=True))
+
+    def _transcript(self, utterance: _Utterance, recognition: Recognition, end: float, *,
+                    final: bool, speculative: bool = False,
+                    backchannel: bool = False) -> Transcript:
+        offset = utterance.audio_start
+        return Transcript(
+            text=recognition.text, final=final, speculative=speculative,
+            language=recognition.language, backchannel=backchannel,
+            confidence=round(recognition.confidence, 3), start=round(utterance.start, 3),
+            end=round(end, 3), speaker=self.config.stream, turn=utterance.turn,
+            words=[Word(word=w.word, start=round(offset + w.start, 3),
+                        end=round(offset + w.end, 3), probability=round(w.probability, 3))
+                   for w in recognition.words])
 
     async def _partial(self, utterance: _Utterance,
                        audio: np.ndarray[Any, np.dtype[np.float32]]) -> None:

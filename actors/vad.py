@@ -110,6 +110,11 @@ class Endpointer:
         """How long the pause in the current turn has lasted at stream time ``now``."""
         return max(0.0, now - self.last_voice) * 1000 if self.in_turn else 0.0
 
+    def close(self) -> TurnEvent:
+        """End the current turn now, at its last voiced chunk (decided between two chunks)."""
+        self.in_turn = False
+        return TurnEvent("ended", self.last_voice, self.last_voice - self.start)
+
     def push(self, probability: float, t: float) -> list[TurnEvent]:
         """Take the probability of the chunk starting at stream time ``t``."""
         end = t + CHUNK_S

@@ -1,21 +1,25 @@
 """`twin bench turn`: when the twin answers, counted from the true end of the operator's voice.
 
-The turns: the fixtures' recordings whose voice boundaries were measured by ear and eye
-(``tests/fixtures/speech/transcripts.json``), and the demo mission's scripted lines spoken by
-the piper voice (their last word's end is known from the synthesis). They are joined into one
-wav, each followed by a pause for the reply, and played in real time through a whole session on
-Ray with the default config and model, as ``twin run --audio`` plays a file (the mission clock
-slowed so that no inject interrupts). Each turn's anchor is the wall time of its clip's last
-speech sample: the arrival of the frame that holds it (a frame goes out when its last sample is
-due) less the rest of that frame. From the session log, every stage counted from it: the end of
-the turn decided, the final transcript, the decision, the first sentence, the first speech
-audio (published to the gateway and the page). A clip heard as two turns is a false cut-off; a
-clip with no final transcript, a missed turn.
+The turns (``twin.turn_set``): the fixtures' real recordings, the same with a pause put inside
+each sentence, and the demo mission's scripted lines spoken by the piper voice. They are joined
+into one wav, each followed by a pause for the reply, and played in real time through a whole
+session on Ray with the default config and model, as ``twin run --audio`` plays a file (the
+mission clock slowed so that no inject interrupts). Each turn's anchor is the wall time of its
+clip's last speech sample: the arrival of the frame that holds it (a frame goes out when its
+last sample is due) less the rest of that frame. From the session log, every stage counted from
+it: the end of the turn decided, the final transcript, the decision, the first sentence, the
+first speech audio (published to the gateway and the page). A clip heard as two turns is a
+false cut-off; a clip with no final transcript, a missed turn.
 
-Beside it, in the same run, the plain script with the same models and an oracle end of turn:
-faster-whisper transcribes the whole clip, the chat model (having read the same mission) writes
-its first sentence, piper speaks it — so the ratio shows what the runtime and the end-of-turn
-wait cost.
+``--hearing`` measures the end of turn alone, on the whole turn set (and the held-out
+recordings of ``pocketsphinx-testdata`` when installed): the recogniser on its own, fed in real
+time, once per ``end_of_turn`` mode; per group, the end of turn's p50 and p95 and the false
+cut-offs.
+
+Beside the session, in the same run, the plain script with the same models and an oracle end of
+turn: faster-whisper transcribes the whole clip, the chat model (having read the same mission)
+writes its first sentence, piper speaks it — so the ratio shows what the runtime and the
+end-of-turn wait cost.
 """
 
 from __future__ import annotations
@@ -26,16 +30,17 @@ import sys
 import tempfile
 import time
 import wave
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from twin.bench import load_speech_clips, percentiles, speech_fixtures
+from twin.bench import percentiles
+from twin.turn_set import TurnClip, turn_set
 
-__all__ = ["TurnClip", "format_turn_bench", "run_turn_bench", "turn_clips", "turn_stages"]
+__all__ = ["format_hearing_bench", "format_turn_bench", "run_hearing_bench", "run_turn_bench",
+           "turn_stages"]
 
 FRAME_S = 0.1  # the wav source's frames
 LEAD_IN_S = 15.0  # the session settles (the model reads the mission from its cache) first
@@ -43,53 +48,33 @@ PAUSE_S = 14.0  # after each clip: the reply is heard out before the next turn
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
 
-@dataclass
-class TurnClip:
-    """One operator turn: 16 kHz mono int16 audio and where its voice ends (seconds in)."""
-
-    name: str
-    samples: npt.NDArray[np.int16]
-    text: str
-    voice_end: float
-
-
 def _progress(text: str) -> None:
     print(f"bench turn: {text}", file=sys.stderr, flush=True)
 
 
-def turn_clips(mission: Any, *, voice: str = "piper-joe-medium") -> list[TurnClip]:
-    """The recorded clips with measured voice boundaries, then ``mission``'s scripted lines
-    spoken by ``voice``."""
-    from actors.audio import Resampler
-    from actors.voices import load_voice
-
-    clips = [TurnClip(c.name, c.samples, c.text, c.voice[1])
-             for c in load_speech_clips(speech_fixtures()) if c.voice is not None]
-    speaker = load_voice(voice, fallback=False)
-    for n, line in enumerate(mission.script, 1):
-        synthesis = speaker.synthesize(line.text)
-        samples = (np.frombuffer(synthesis.pcm, "<i2") / 32768).astype(np.float32)
-        audio = Resampler(synthesis.sample_rate)(samples, last=True)
-        end = synthesis.words[-1][2] if synthesis.words else synthesis.duration
-        clips.append(TurnClip(f"{mission.name} line {n}", audio, line.text, end))
-    return clips
+def _join(clips: list[TurnClip], lead_in_s: float,
+          gap_s: float) -> tuple[npt.NDArray[np.int16], list[tuple[float, float]]]:
+    """The clips as one stream, after ``lead_in_s`` of silence and each followed by ``gap_s``;
+    each clip's (start, voice end) in stream time."""
+    parts = [np.zeros(int(lead_in_s * 16000), np.int16)]
+    spans = []
+    at = lead_in_s
+    for clip in clips:
+        spans.append((at, at + clip.voice_end))
+        parts += [clip.samples, np.zeros(int(gap_s * 16000), np.int16)]
+        at += len(clip.samples) / 16000 + gap_s
+    return np.concatenate(parts), spans
 
 
 def _write_session_audio(clips: list[TurnClip], path: Path) -> list[tuple[float, float]]:
     """One wav of the clips, each after a pause; each clip's (start, voice end) in stream time
     (the wav source adds no lead-in of its own: it is set to 0)."""
-    parts = [np.zeros(int(LEAD_IN_S * 16000), np.int16)]
-    spans = []
-    at = LEAD_IN_S
-    for clip in clips:
-        spans.append((at, at + clip.voice_end))
-        parts += [clip.samples, np.zeros(int(PAUSE_S * 16000), np.int16)]
-        at += len(clip.samples) / 16000 + PAUSE_S
+    samples, spans = _join(clips, LEAD_IN_S, PAUSE_S)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(16000)
-        wav.writeframes(np.concatenate(parts).tobytes())
+        wav.writeframes(samples.tobytes())
     return spans
 
 
@@ -99,6 +84,7 @@ def turn_stages(messages: list[Any], spans: list[tuple[float, float]]) -> list[d
     from twin.messages import (
         AudioFrame,
         Message,
+        Metric,
         Speech,
         SpeechEnded,
         SpeechStarted,
@@ -143,6 +129,10 @@ def turn_stages(messages: list[Any], spans: list[tuple[float, float]]) -> list[d
             row["vad_voice_end_ms"] = round((ended[0].voice_end - anchor) * 1000, 1)
         finals = [m for m in messages if isinstance(m, Transcript) and m.final and m.turn == last]
         row["heard"] = finals[0].text if finals else None
+        why = [m for m in messages if isinstance(m, Metric) and m.turn == last
+               and m.name in ("end_of_turn_wait_ms", "dialogue_speculation")]
+        for metric in why:  # why the turn ended when it did; whether the reply began before
+            row[metric.name] = {"value": metric.value, **metric.labels}
         rows.append(row)
     return rows
 
@@ -175,7 +165,7 @@ def _session(clips: list[TurnClip], mission_path: Path, config_path: Path,
     with LogReader(result.log_path) as reader:
         messages = list(reader.messages(types=[
             "audio_frame", "speech_started", "speech_ended", "transcript", "twin_decision",
-            "twin_utterance", "speech"]))
+            "twin_utterance", "speech", "metric"]))
     return turn_stages(messages, spans), time.monotonic() - started
 
 
@@ -236,8 +226,9 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
     config_path = Path(config) if config else root / "configs" / "default.yaml"
     from twin.config import load_mission
 
-    _progress("preparing the turns (recordings, and the mission's lines spoken)")
-    clips = turn_clips(load_mission(mission_path))
+    _progress("preparing the turns (recordings, with pauses put inside, and the mission's lines "
+              "spoken)")
+    clips = turn_set(load_mission(mission_path), held_out=False)
     with tempfile.TemporaryDirectory(prefix="twin-bench-turn-") as folder:
         rows, wall = _session(clips, mission_path, config_path, Path(folder))
     stages = ("turn_end", "final_transcript", "decision", "first_sentence", "first_audio")
@@ -249,7 +240,8 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
             [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None]),
         "false_cut_offs": sum(max(0, len(r["turns"]) - 1) for r in rows),
         "missed_turns": sum(1 for r in rows if not r["turns"] or r.get("heard") is None),
-        "turns": [{"clip": clips[r["clip"]].name, "said": clips[r["clip"]].text, **{
+        "turns": [{"clip": clips[r["clip"]].name, "group": clips[r["clip"]].group,
+                   "said": clips[r["clip"]].text, **{
             k: v for k, v in r.items() if k != "clip"}} for r in rows],
         "setup": {"config": str(config_path), "mission": str(mission_path),
                   "clips": len(clips), "pause_s": PAUSE_S, "session_wall_s": round(wall, 1),
@@ -283,4 +275,105 @@ def format_turn_bench(figures: dict[str, Any]) -> str:
                  f"{figures['missed_turns']}, of {figures['setup']['clips']} turns"
                  + (f"; ratio to the plain script (p50) {figures['ratio_p50']}"
                     if "ratio_p50" in figures else ""))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- hearing only
+
+HEARING_GAP_S = 3.0  # after each clip: longer than any end-of-turn wait
+
+
+def _hear(clips: list[TurnClip], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Play the clips in real time (each 100 ms frame when its last sample is due) to the
+    recogniser alone; per clip, the turns heard and the end of turn and final transcript."""
+    import msgspec
+
+    from actors.speech import SpeechRecognizer
+    from twin.messages import (
+        AudioFrame,
+        Message,
+        Metric,
+        SpeechEnded,
+        SpeechStarted,
+        Transcript,
+    )
+    from twin.testing import Harness
+
+    samples, spans = _join(clips, 1.0, HEARING_GAP_S)
+    step = int(FRAME_S * 16000)
+
+    async def play() -> list[Message]:
+        sent: list[Message] = []
+        async with Harness(SpeechRecognizer(settings, name="speech")) as harness:
+            began = time.time()
+            for n, i in enumerate(range(0, len(samples), step)):
+                await asyncio.sleep(max(0.0, began + (n + 1) * FRAME_S - time.time()))
+                frame = AudioFrame(pcm=samples[i:i + step].tobytes(), start=n * FRAME_S)
+                sent.append(msgspec.structs.replace(frame, t=time.time()))
+                await harness.send(frame)
+            await asyncio.sleep(1.0)  # the last final transcript
+            heard: list[Message] = [*harness.probe.messages(SpeechStarted),
+                                    *harness.probe.messages(SpeechEnded),
+                                    *harness.probe.messages(Transcript),
+                                    *harness.probe.messages(Metric)]
+        return sent + heard
+
+    return turn_stages(asyncio.run(play()), spans)
+
+
+def run_hearing_bench(*, mission: str | None = None,
+                      modes: tuple[str, ...] = ("smart", "silence")) -> dict[str, Any]:
+    """End of turn and false cut-offs on the whole turn set (``twin.turn_set``), per group,
+    with each ``end_of_turn`` mode of the recogniser (default settings otherwise). Each group
+    is heard by a recogniser of its own, as one operator: what it learns of one group's pauses
+    does not change the next group's figures."""
+    import twin
+    from twin.config import load_mission
+
+    root = Path(twin.__file__).resolve().parents[1]
+    mission_path = Path(mission) if mission else root / "missions" / "route_clearance.yaml"
+    clips = turn_set(load_mission(mission_path))
+    groups = list(dict.fromkeys(clip.group for clip in clips))
+    result: dict[str, Any] = {"setup": {
+        "mission": str(mission_path), "clips": len(clips), "groups": {
+            group: sum(clip.group == group for clip in clips) for group in groups},
+        "anchor": "the wall time of each clip's last speech sample"}, "modes": {}}
+    for mode in modes:
+        seconds = sum(len(c.samples) / 16000 + HEARING_GAP_S for c in clips)
+        _progress(f"end_of_turn: {mode}: {len(clips)} turns in {seconds:.0f} s of audio, in real "
+                  "time, each group to a recogniser of its own (an operator: its habits)")
+        by_group = {group: _hear([c for c in clips if c.group == group],
+                                 {"end_of_turn": mode}) for group in groups}
+        rows = [by_group[clip.group].pop(0) for clip in clips]
+        figures: dict[str, Any] = {}
+        for group in [*groups, "all"]:
+            mine = [(clip, row) for clip, row in zip(clips, rows, strict=True)
+                    if group in ("all", clip.group)]
+            ends = [row["ms"]["turn_end"] for _, row in mine
+                    if "ms" in row and row["ms"]["turn_end"] is not None]
+            figures[group] = {
+                "turn_end_ms": percentiles(ends),
+                "false_cut_offs": sum(max(0, len(row["turns"]) - 1) for _, row in mine),
+                "missed_turns": sum(1 for _, row in mine if not row["turns"]),
+                "turns": len(mine)}
+        figures["clips"] = [{"clip": clip.name, "group": clip.group, "turns": len(row["turns"]),
+                             "turn_end_ms": row.get("ms", {}).get("turn_end"),
+                             "heard": row.get("heard"), "why": row.get("end_of_turn_wait_ms")}
+                            for clip, row in zip(clips, rows, strict=True)]
+        result["modes"][mode] = figures
+    return result
+
+
+def format_hearing_bench(figures: dict[str, Any]) -> str:
+    """Per mode and group: the end of turn's p50 and p95 after the voice, false cut-offs."""
+    lines = ["end of turn (ms after the end of the operator's voice)   p50      p95  "
+             "cut-offs  missed  turns"]
+    for mode, groups in figures["modes"].items():
+        lines.append(f"end_of_turn: {mode}")
+        for group, row in groups.items():
+            if group == "clips":
+                continue
+            ends = row["turn_end_ms"]
+            lines.append(f"  {group:50} {ends.get('p50', '-'):>8} {ends.get('p95', '-'):>8} "
+                         f"{row['false_cut_offs']:>8} {row['missed_turns']:>7} {row['turns']:>6}")
     return "\n".join(lines)

@@ -509,17 +509,28 @@ def bench_turn(
     mission: Annotated[Path | None, typer.Option(help="its scripted lines are spoken as turns (default: the demo mission)")] = None,
     config: Annotated[Path | None, typer.Option(help="the session's config (default: configs/default.yaml)")] = None,
     plain: Annotated[bool, typer.Option(help="also time the plain script (oracle end of turn) on the same clips")] = True,
+    hearing: Annotated[bool, typer.Option(help="only the end of turn: the recogniser alone, with each end_of_turn mode (smart, silence), on the whole turn set (recordings, with pauses put inside, the scripted lines, pocketsphinx-testdata if installed); about 7 minutes")] = False,
     table: Annotated[bool, typer.Option(help="a table instead of JSON")] = False,
 ) -> None:
     """When the twin answers, from the true end of the operator's voice: real recordings and the
     mission's lines spoken, played in real time through a whole session on Ray (default config
     and model); every stage of each turn, false cut-offs and missed turns; beside the plain
     script with the same models and an oracle end of turn. About 4 minutes."""
-    from twin.bench_turn import format_turn_bench, run_turn_bench
+    from twin.bench_turn import (
+        format_hearing_bench,
+        format_turn_bench,
+        run_hearing_bench,
+        run_turn_bench,
+    )
 
     for path, what in ((mission, "--mission"), (config, "--config")):
         if path is not None and not path.is_file():
             raise _fail(f"{what} {path}: no such file")
+    if hearing:
+        hearing_figures = run_hearing_bench(mission=str(mission) if mission else None)
+        typer.echo(format_hearing_bench(hearing_figures) if table
+                   else json.dumps(hearing_figures, indent=2))
+        return
     figures = run_turn_bench(mission=str(mission) if mission else None,
                              config=str(config) if config else None, plain=plain)
     typer.echo(format_turn_bench(figures) if table else json.dumps(figures, indent=2))

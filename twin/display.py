@@ -45,7 +45,8 @@ def describe(message: Message) -> str:
         case Transcript():
             if message.typed:
                 return f"operator (typed): {message.text}"
-            state = "final" if message.final else "partial"
+            state = "final" if message.final else (
+                "at a pause" if message.speculative else "partial")
             return f"operator ({state}, {message.confidence:.2f}): {message.text}"
         case TwinUtterance():
             return f"twin [{message.intent}, {message.confidence:.2f}]: {message.text}"

@@ -99,6 +99,10 @@ class Transcript(Message, frozen=True, kw_only=True, tag="transcript"):
     backchannel: bool = False
     """Said while the twin spoke, and only to acknowledge it ("okay", "copy"): it did not
     interrupt, and asks for no answer."""
+    speculative: bool = False
+    """Not final: the whole utterance so far, decoded at a pause that may end the turn. If the
+    turn ends there, the final transcript says the same; the dialogue may start its reply on
+    it, saying nothing until the final comes."""
 
 
 class Interrupt(Message, frozen=True, kw_only=True, tag="interrupt"):

@@ -51,7 +51,7 @@ class ModelSpec:
 
     name: str
     kind: str
-    """One of "asr", "vad", "llm", "tts", "face", "pose", "face-emotion", "embedding"."""
+    """One of "asr", "vad", "turn", "llm", "tts", "face", "pose", "face-emotion", "embedding"."""
     description: str
     licence: str
     packages: tuple[str, ...]
@@ -319,6 +319,22 @@ REGISTRY: dict[str, ModelSpec] = {
                     ("fer/data/emotion_model_quantized.tflite",),
                     "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
                     93160,
+                ),
+            ],
+        ),
+        _entry(
+            "smart-turn-v3.2",
+            "turn",
+            "pipecat's Smart Turn v3.2: Whisper-tiny encoder and a head, the last 8 s of 16 kHz "
+            "audio -> P(the speaker has finished their turn); int8 ONNX",
+            "BSD-2-Clause",
+            ["pipecat-ai==1.14.0"],
+            [
+                (
+                    "smart-turn-v3.2-cpu.onnx",
+                    ("pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",),
+                    "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+                    8679182,
                 ),
             ],
         ),

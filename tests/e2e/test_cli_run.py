@@ -11,7 +11,15 @@ import pytest
 
 from twin.config import load_mission
 from twin.log import LogReader
-from twin.messages import MissionEvent
+from twin.messages import (
+    Message,
+    MissionEvent,
+    Speech,
+    SpeechEnded,
+    Transcript,
+    TwinDecision,
+    TwinUtterance,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -77,6 +85,19 @@ def test_run_with_an_audio_file_puts_partial_and_final_transcripts_in_the_log(
     lines = shown.stdout.strip().splitlines()
     assert any("(partial" in line for line in lines)  # while the operator was speaking
     assert sum("(final" in line for line in lines) == 1
+    # every stage of the turn is in the log, in order, from the true end of the voice
+    with LogReader(log) as reader:
+        messages = list(reader.messages(types=[
+            "speech_ended", "transcript", "twin_decision", "twin_utterance", "speech"]))
+    final = next(m for m in messages if isinstance(m, Transcript) and m.final)
+
+    def first(kind: type[Message]) -> float:
+        return min(m.t for m in messages if isinstance(m, kind) and m.turn == final.turn)
+
+    ended = next(m for m in messages if isinstance(m, SpeechEnded) and m.turn == final.turn)
+    stages = [ended.voice_end, ended.t, final.t, first(TwinDecision), first(TwinUtterance),
+              first(Speech)]
+    assert stages == sorted(stages), stages
 
 
 def test_run_with_a_bad_audio_file_degrades_and_keeps_the_log(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def test_an_utterance_gets_an_estimate_with_text_voice_and_face_in_the_log(
     # the turn's anchor: the true end of the voice, before the end of the turn was decided
     # (by the end-of-turn wait), before the final transcript
     assert len(ended) == 1 and ended[0].voice_end > 0
-    assert 0.3 < ended[0].t - ended[0].voice_end < 1.5
+    assert 0.05 < ended[0].t - ended[0].voice_end < 2.5  # the end-of-turn wait, at most its ceiling
     assert ended[0].t <= finals[0].t
     assert len(estimates) == 1
     estimate = estimates[0]

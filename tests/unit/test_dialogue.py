@@ -445,3 +445,64 @@ def test_a_new_question_stops_the_reply_still_being_written(
             assert "Fuel is fine." in [m.text for m in replies_of(harness, 2)]
 
     run(scenario())
+
+
+def speculative(text: str, turn: int) -> Transcript:
+    return Transcript(text=text, final=False, speculative=True, confidence=0.95, turn=turn)
+
+
+def test_a_reply_started_at_the_pause_is_taken_by_the_final_transcript(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model starts on the speculative transcript, saying nothing; the final transcript
+    with the same words takes what it wrote (the model is not asked again)."""
+    actor = make(monkeypatch, ["Ready.", "The alternate is 46.900 MHz."])
+    monkeypatch.setattr(RecordingChat, "delay_s", 0.02)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            asked = "What's the troop net alternate?"
+            await harness.send(speculative(asked, 1), source="speech")
+            for _ in range(200):
+                if RecordingChat.written >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert RecordingChat.written >= 3 and len(RecordingChat.seen) == 2  # it began
+            assert harness.probe.messages(TwinDecision) == []  # and nothing was said
+            assert replies_of(harness, 1) == []
+            await harness.send(question(asked, 1), source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            assert len(RecordingChat.seen) == 2  # the same generation, not a second one
+            assert "46.900" in " ".join(m.text for m in replies_of(harness, 1))
+            adopted = await harness.wait_for(Metric, lambda m: m.name == "dialogue_speculation")
+            assert adopted.labels["outcome"] == "adopted" and adopted.turn == 1
+
+    run(scenario())
+
+
+def test_a_reply_started_at_the_pause_is_dropped_unsaid_when_the_operator_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "The primary is 44.175 MHz.",
+                               "The alternate is 46.900 MHz."])
+    monkeypatch.setattr(RecordingChat, "delay_s", 0.02)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(speculative("What's the troop net?", 1), source="speech")
+            for _ in range(200):
+                if RecordingChat.written >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            # the voice goes on: a partial of the same turn with more words
+            await harness.send(Transcript(text="What's the troop net alternate", final=False,
+                                          turn=1), source="speech")
+            dropped = await harness.wait_for(Metric, lambda m: m.name == "dialogue_speculation")
+            assert dropped.labels["outcome"] == "dropped"
+            await harness.send(question("What's the troop net alternate?", 1), source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            said = " ".join(m.text for m in replies_of(harness, 1))
+            assert "46.900" in said and "44.175" not in said  # the dropped reply was not said
+            assert len(RecordingChat.seen) == 3
+            assert "troop net alternate" in str(RecordingChat.seen[-1][-1].content)
+            assert len(harness.probe.messages(TwinDecision)) == 1
+
+    run(scenario())

@@ -15,11 +15,12 @@ import numpy.typing as npt
 import pytest
 
 from actors.audio import AudioError, Framer, Resampler, read_wav
-from actors.speech import SpeechRecognizer
+from actors.speech import SpeechRecognizer, SpeechSettings
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
 from twin.messages import (
     AudioFrame,
     Interrupt,
+    Metric,
     Speech,
     SpeechCut,
     SpeechEnded,
@@ -207,7 +208,7 @@ def test_the_end_of_a_turn_carries_when_the_voice_really_ended() -> None:
     arrivals: list[tuple[float, float]] = []  # (stream time of a frame's end, sent at)
 
     async def scenario() -> None:
-        async with Harness(recognizer()) as harness:
+        async with Harness(recognizer(end_of_turn="silence")) as harness:
             began = time.time()
             for n, i in enumerate(range(0, len(pcm), 1600)):
                 await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.time()))
@@ -289,3 +290,82 @@ def test_backchannels_and_requests_are_told_apart_by_their_words() -> None:
     assert not asks_something("Okay, go") and not asks_something("Cop")
     assert asks_something("What was the") and asks_something("Go forward ten")
     assert halts("Stop.") and halts("Okay, wait") and not halts("Okay, go on")
+
+
+# ---------------------------------------------------------------------------- end of turn
+
+
+def test_a_finished_command_ends_its_turn_sooner_than_a_fixed_pause() -> None:
+    """Smart end of turn on a real recording in real time: the turn model judges "go forward ten
+    meters" finished, its words are decoded at the first pause, and the turn ends well before
+    the 500 ms of the fixed pause, its final transcript already there; the metric says why."""
+    pcm = (np.concatenate([silence(0.5), load("goforward.raw"), silence(1.5)])
+           * 32767).astype("<i2")
+
+    async def waited(mode: str) -> tuple[float, Metric | None, str, list[Transcript]]:
+        async with Harness(recognizer(end_of_turn=mode)) as harness:
+            began = time.time()
+            for n, i in enumerate(range(0, len(pcm), 1600)):
+                await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.time()))
+                await harness.send(AudioFrame(pcm=pcm[i:i + 1600].tobytes(), start=n * 0.1))
+            ended = await harness.wait_for(SpeechEnded, timeout=10)
+            final = await harness.wait_for(Transcript, lambda m: m.final, timeout=10)
+            why = [m for m in harness.probe.messages(Metric) if m.name == "end_of_turn_wait_ms"]
+            ahead = [m for m in harness.probe.messages(Transcript) if m.speculative]
+            return ended.t - ended.voice_end, (why[0] if why else None), final.text, ahead
+
+    async def scenario() -> None:
+        smart, why, text, ahead = await waited("smart")
+        fixed, none, _, _ = await waited("silence")
+        assert "forward" in text.lower()
+        # the words that decided the end went out first, as what the final would say
+        assert ahead and ahead[-1].text == text and not ahead[-1].final
+        assert why is not None and float(why.labels["finished"]) > 0.5
+        assert why.value == SpeechSettings().complete_pause_ms  # judged finished
+        assert "forward" in why.labels["words"].lower()
+        assert none is None  # a fixed pause has nothing to explain
+        assert fixed > 0.45 and smart < fixed - 0.1, (smart, fixed)
+
+    run(scenario())
+
+
+def test_the_turn_model_hears_a_finished_sentence_from_one_cut_short() -> None:
+    """The real Smart Turn model on a real read sentence: finished at its end, not when cut at
+    three fifths (mid-clause)."""
+    from actors.turn import load_smart_turn
+
+    model = load_smart_turn("smart-turn-v3.2")
+    audio = load("sense_and_sensibility_01_austen_64kb-0920.wav")
+    assert model(audio) > 0.5
+    assert model(audio[: int(len(audio) * 0.6)]) < 0.5
+
+
+def test_an_operator_who_goes_on_after_finished_sounding_pauses_is_waited_for() -> None:
+    """A real command with a pause put after its first words ("go forward ... ten meters"),
+    said three times: the first two are cut at the pause (it sounds and reads finished), the
+    recogniser learns that this operator goes on after such pauses, and the third is heard
+    whole."""
+    from twin.turn_set import TurnClip, voice_bounds, with_pause
+
+    samples = (load("goforward.raw") * 32767).astype(np.int16)
+    start, end = voice_bounds(samples)
+    paused = with_pause(TurnClip("go forward", samples, "", end), 0.5, start)
+    said = np.concatenate([paused.samples, np.zeros(3 * 16000, np.int16)]).astype("<i2")
+    pcm = np.concatenate([said] * 3)
+
+    async def scenario() -> None:
+        async with Harness(recognizer()) as harness:
+            began = time.time()
+            for n, i in enumerate(range(0, len(pcm), 1600)):
+                await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.time()))
+                await harness.send(AudioFrame(pcm=pcm[i:i + 1600].tobytes(), start=n * 0.1))
+            await asyncio.sleep(1.0)
+            seconds = len(said) / 16000
+            turns = [sum(1 for m in harness.probe.messages(SpeechStarted)
+                         if k * seconds <= m.at < (k + 1) * seconds) for k in range(3)]
+            assert turns[0] == 2 and turns[2] == 1, turns
+            actor = harness.actor
+            assert isinstance(actor, SpeechRecognizer)
+            assert actor.end_of_turn.complete_wait() > 0.5 * 1000
+
+    run(scenario())

@@ -105,6 +105,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         speaker=texts,
         typed=st.booleans(),
         backchannel=st.booleans(),
+        speculative=st.booleans(),
     ),
     Interrupt: dict(target_turn=turns, reason=texts),
     BehaviorObservation: dict(

@@ -229,6 +229,7 @@ class Dialogue(Actor):
         self._cut_turn: int | None = None  # the operator cut the twin off in this turn
         self._prefilling: asyncio.Task[None] | None = None  # the model reading a turn's start
         self._speculation: _Speculation | None = None  # a reply started before the turn ended
+        self._withdrawn: list[int] = []  # turns whose reply was cut before it was said
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -334,6 +335,11 @@ class Dialogue(Actor):
             return
         if isinstance(message, Interrupt):
             self._cut(message.target_turn)
+            if message.target_turn is not None:  # a reply not begun yet is not begun at all
+                self._withdrawn.append(message.target_turn)
+                del self._withdrawn[:-16]
+            if self._speculation is not None and self._speculation.turn == message.target_turn:
+                await self._drop_speculation("the turn was withdrawn")
             return
         mind = self.mind
         assert mind is not None
@@ -494,6 +500,8 @@ class Dialogue(Actor):
     async def _speak_in_order(self) -> None:
         while True:
             decision, turn, arrived = await self._queue.get()
+            if turn in self._withdrawn:
+                continue
             self._replying = asyncio.create_task(self._reply(decision, turn, arrived))
             self._replying_turn = turn
             try:
@@ -594,7 +602,9 @@ class Dialogue(Actor):
                             final=False, source="policy", confidence=0.3)
             await self.publish(Metric(name="dialogue_guesses", value=len(guesses), turn=turn,
                                       labels={"values": " | ".join(guesses)[:300]}))
-        if not answered:  # the model said nothing usable: a hedged grounded reply
+        if not answered and self._cut_turn == turn:  # cut before its first sentence
+            await reply.close()
+        elif not answered:  # the model said nothing usable: a hedged grounded reply
             why = "the model found no answer in the notes" if unknown else (
                 "no sentence of the model passed the checks")
             fallback = mind.hedged(decision, unknown=unknown)

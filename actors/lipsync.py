@@ -274,12 +274,17 @@ class LipSync(Actor):
     async def _interrupt(self, interrupt: Interrupt) -> None:
         turn = interrupt.target_turn if interrupt.target_turn is not None else self._current
         state = self._turns.get(turn)
-        if state is None or state.cut:
+        if state is None:
+            if turn is not None:  # nothing of it said yet: nothing of it will be
+                self._turn(turn).cut = True
+            return
+        if state.cut:
             return
         now = time.monotonic()
         playing = bool(state.played) and now < state.played[-1].end
         if not playing and state.queued == 0:
-            return  # nothing is being said any more: nothing to cut
+            state.cut = True  # nothing is being said any more: nothing to cut, nor to come
+            return
         state.cut = True
         self.cuts += 1
         dropped = self._drop(turn)

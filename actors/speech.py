@@ -130,6 +130,10 @@ class SpeechSettings(BaseModel):
         "barge_in_min_ms interrupts at once (no decode first)")
     backchannel_max_ms: int = Field(1500, ge=0, description="voice this long while the twin "
                                     "speaks interrupts it, whatever the words")
+    rejoin_ms: int = Field(1500, ge=0, description="voice that starts again within this pause "
+                           "after a turn ended, before the twin said anything, goes on with that "
+                           "turn: its reply is withdrawn and the new turn's transcript holds "
+                           "both; 0: never")
     vocabulary: list[str] = Field(default_factory=list, description="words the operator will "
                                   "use (callsigns, places): the recogniser leans towards them")
     mission_vocabulary: bool = Field(False, description="add the mission's own names: the "
@@ -198,6 +202,15 @@ def _succeeded(task: asyncio.Task[Any]) -> bool:
 
 
 @dataclass
+class _Ended:
+    """A turn that ended lately, before the twin said anything: the operator may go on with it."""
+
+    utterance: _Utterance
+    voice_end: float  # stream time
+    audio: list[np.ndarray[Any, np.dtype[np.float32]]]  # its audio, then what came after it
+
+
+@dataclass
 class _Utterance:
     turn: int
     start: float  # stream time of the first voiced chunk
@@ -262,6 +275,7 @@ class SpeechRecognizer(Actor):
                          * SAMPLE_RATE)
         self._audio: list[np.ndarray[Any, np.dtype[np.float32]]] = []  # the current utterance
         self._utterance: _Utterance | None = None
+        self._lately: _Ended | None = None  # the last turn, while the operator may go on with it
         self._decoder = asyncio.Lock()  # one decode at a time
         self._hearing = asyncio.Lock()  # the audio's chunks, or an end decided between them
         self._twin_turn: int | None = None
@@ -310,6 +324,7 @@ class SpeechRecognizer(Actor):
                 await self._hear(message)
         elif isinstance(message, Speech):
             self._last_end = None  # the twin answers: what the operator says next replies to it
+            self._lately = None
             start = max(time.time(), self._twin_until)
             self._twin_until = start + len(message.pcm) / 2 / message.sample_rate
             self._twin_turn = message.turn
@@ -355,6 +370,11 @@ class SpeechRecognizer(Actor):
             self._audio.append(chunk)
         else:
             self._history = np.concatenate([self._history, chunk])[-self._keep:]
+            lately = self._lately
+            if lately is not None and (t - lately.voice_end) * 1000 <= self.config.rejoin_ms:
+                lately.audio.append(chunk)  # the pause after it, in case they go on
+            else:
+                self._lately = None
         for event in events:
             if event.kind == "started":
                 await self._started(event.at, t + CHUNK_S)
@@ -471,6 +491,19 @@ class SpeechRecognizer(Actor):
             # they went on after a turn judged finished, before the twin said anything: that
             # end came too early
             self.end_of_turn.went_on((at - last_end[0]) * 1000)
+        lately, self._lately = self._lately, None
+        if lately is not None and (at - lately.voice_end) * 1000 <= self.config.rejoin_ms:
+            # they go on with the turn that just ended: hear it whole, from its start
+            self._audio = lately.audio
+            self._history = np.zeros(0, np.float32)
+            before = lately.utterance
+            self._utterance = _Utterance(self.turn, before.start, before.audio_start,
+                                         last_partial=now)
+            await self.publish(Interrupt(target_turn=before.turn, reason="operator went on",
+                                         turn=self.turn))
+            await self.publish(SpeechStarted(at=round(at, 3), stream=self.config.stream,
+                                             turn=self.turn, continues=before.turn))
+            return
         # the history ends at ``now``; keep from ``pre_roll_ms`` before the voice began
         history_start = now - len(self._history) / SAMPLE_RATE
         audio_start = max(history_start, at - self.config.pre_roll_ms / 1000)
@@ -508,6 +541,9 @@ class SpeechRecognizer(Actor):
                 speculation[1].cancel()
             recognition = await self._decode(self._utterance_audio(utterance, until=at + TAIL_S))
             reused = False
+        if (self.config.rejoin_ms and not utterance.over_twin and not self._twin_speaking()
+                and at - utterance.start < self.config.max_turn_s / 2):
+            self._lately = _Ended(utterance, at, self._audio)
         self._history = np.zeros(0, np.float32)
         self._audio = []
         if utterance.listening is not None:

@@ -100,8 +100,14 @@ def turn_stages(messages: list[Any], spans: list[tuple[float, float]]) -> list[d
     for number, (start, voice_end) in enumerate(spans):
         row: dict[str, Any] = {"clip": number, "turns": []}
         frame = next(((s, t) for s, t in frames if s <= voice_end < s + FRAME_S + 1e-9), None)
-        turns = [m.turn for m in started if start - 0.5 <= m.at <= voice_end + 0.3]
+        heard = [m for m in started if start - 0.5 <= m.at <= voice_end + 0.3]
+        turns = [m.turn for m in heard]
         row["turns"] = turns
+        # cut, but the operator's going on made one turn of it, nothing said to the first part
+        said = {m.turn for m in messages if isinstance(m, Speech)}
+        row["rejoined"] = len(turns) > 1 and all(
+            m.continues == before for m, before in zip(heard[1:], turns, strict=False)) and (
+            not said & set(turns[:-1]))
         if frame is None or not turns:
             rows.append(row)
             continue
@@ -239,6 +245,7 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
         "end_of_speech_to_first_audio_ms": percentiles(
             [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None]),
         "false_cut_offs": sum(max(0, len(r["turns"]) - 1) for r in rows),
+        "rejoined": sum(1 for r in rows if r.get("rejoined")),
         "missed_turns": sum(1 for r in rows if not r["turns"] or r.get("heard") is None),
         "turns": [{"clip": clips[r["clip"]].name, "group": clips[r["clip"]].group,
                    "said": clips[r["clip"]].text, **{
@@ -271,7 +278,8 @@ def format_turn_bench(figures: dict[str, Any]) -> str:
         for stage, row in figures["plain_oracle_end_of_turn"].items():
             lines.append(f"  {stage:50} {row.get('p50', '-'):>8} {row.get('p95', '-'):>8} "
                          f"{row.get('n', 0):>4}")
-    lines.append(f"false cut-offs {figures['false_cut_offs']}, missed turns "
+    lines.append(f"false cut-offs {figures['false_cut_offs']} (went on as one turn, nothing said "
+                 f"to the first part: {figures.get('rejoined', 0)}), missed turns "
                  f"{figures['missed_turns']}, of {figures['setup']['clips']} turns"
                  + (f"; ratio to the plain script (p50) {figures['ratio_p50']}"
                     if "ratio_p50" in figures else ""))
@@ -354,6 +362,7 @@ def run_hearing_bench(*, mission: str | None = None,
             figures[group] = {
                 "turn_end_ms": percentiles(ends),
                 "false_cut_offs": sum(max(0, len(row["turns"]) - 1) for _, row in mine),
+                "rejoined": sum(1 for _, row in mine if row.get("rejoined")),
                 "missed_turns": sum(1 for _, row in mine if not row["turns"]),
                 "turns": len(mine)}
         figures["clips"] = [{"clip": clip.name, "group": clip.group, "turns": len(row["turns"]),
@@ -367,7 +376,7 @@ def run_hearing_bench(*, mission: str | None = None,
 def format_hearing_bench(figures: dict[str, Any]) -> str:
     """Per mode and group: the end of turn's p50 and p95 after the voice, false cut-offs."""
     lines = ["end of turn (ms after the end of the operator's voice)   p50      p95  "
-             "cut-offs  missed  turns"]
+             "cut-offs (went on as one)  missed  turns"]
     for mode, groups in figures["modes"].items():
         lines.append(f"end_of_turn: {mode}")
         for group, row in groups.items():
@@ -375,5 +384,6 @@ def format_hearing_bench(figures: dict[str, Any]) -> str:
                 continue
             ends = row["turn_end_ms"]
             lines.append(f"  {group:50} {ends.get('p50', '-'):>8} {ends.get('p95', '-'):>8} "
-                         f"{row['false_cut_offs']:>8} {row['missed_turns']:>7} {row['turns']:>6}")
+                         f"{row['false_cut_offs']:>8} ({row.get('rejoined', 0)})"
+                         f"{'':>13} {row['missed_turns']:>7} {row['turns']:>6}")
     return "\n".join(lines)

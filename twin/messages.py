@@ -52,6 +52,10 @@ class SpeechStarted(Message, frozen=True, kw_only=True, tag="speech_started"):
 
     at: float
     stream: str = "operator"
+    continues: int | None = None
+    """The operator turn this one goes on with: they spoke again soon after its end was
+    decided, before the twin said anything. That turn's reply is withdrawn (an ``Interrupt``
+    for it); this turn's final transcript holds both."""
 
 
 class SpeechEnded(Message, frozen=True, kw_only=True, tag="speech_ended"):

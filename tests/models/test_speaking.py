@@ -255,3 +255,21 @@ def test_lipsync_streams_a_reply_in_order_and_stops_on_interrupt(piper: PiperVoi
     assert cut.dropped >= 1 and "Zulu" in cut.unspoken_text
     assert len(second) == 3 - cut.dropped
     assert all(s.seq < cut.seq for s in second)
+
+
+def test_a_reply_withdrawn_before_it_began_is_never_spoken(piper: PiperVoice, run: Any) -> None:
+    """The operator went on with their turn before the twin said anything: the interrupt for
+    that turn comes before its reply does, and nothing of that reply is spoken."""
+
+    async def scenario() -> tuple[list[Speech], list[SpeechCut]]:
+        async with Harness(LipSync({"warm_up": False}, voice=Recording(piper))) as h:
+            await h.send(Interrupt(turn=5, target_turn=4, reason="operator went on"))
+            for i, text in enumerate(REPLY[:2]):
+                await h.send(TwinUtterance(turn=4, text=text, index=i, final=i == 1))
+            await h.send(TwinUtterance(turn=5, text=REPLY[0], index=0, final=True))
+            await h.wait_for(Speech, lambda s: s.turn == 5, timeout=30)
+            return h.probe.messages(Speech), h.probe.messages(SpeechCut)
+
+    spoken, cuts = run(scenario())
+    assert [s.turn for s in spoken] == [5]
+    assert cuts == []  # nothing was being said: nothing to cut

@@ -506,3 +506,26 @@ def test_a_reply_started_at_the_pause_is_dropped_unsaid_when_the_operator_goes_o
             assert len(harness.probe.messages(TwinDecision)) == 1
 
     run(scenario())
+
+
+def test_a_turn_the_operator_went_on_with_is_not_answered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn 1 ended at a pause, the operator went on (the recogniser withdraws it with an
+    interrupt) before the model's first sentence: nothing is said for it, not even a hedge;
+    turn 2, which holds the whole question, is answered."""
+    actor = make(monkeypatch, ["Ready.", "The primary net is 44.175 MHz today.",
+                               "The alternate is 46.900 MHz."])
+    monkeypatch.setattr(RecordingChat, "delay_s", 0.05)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("What's the troop net?", 1), source="speech")
+            await harness.wait_for(TwinDecision, lambda m: m.turn == 1)
+            await harness.send(Interrupt(target_turn=1, reason="operator went on", turn=2),
+                               source="speech")
+            await harness.send(question("What's the troop net alternate?", 2), source="speech")
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 2 and m.final)
+            assert [m.text for m in replies_of(harness, 1) if m.text] == []
+            assert "46.900" in " ".join(m.text for m in replies_of(harness, 2))
+
+    run(scenario())

@@ -342,9 +342,9 @@ def test_the_turn_model_hears_a_finished_sentence_from_one_cut_short() -> None:
 
 def test_an_operator_who_goes_on_after_finished_sounding_pauses_is_waited_for() -> None:
     """A real command with a pause put after its first words ("go forward ... ten meters"),
-    said three times: the first two are cut at the pause (it sounds and reads finished), the
-    recogniser learns that this operator goes on after such pauses, and the third is heard
-    whole."""
+    said three times: the first two are cut at the pause (it sounds and reads finished) and go
+    on as one turn, the recogniser learns that this operator goes on after such pauses, and
+    the third is heard whole as one turn."""
     from twin.turn_set import TurnClip, voice_bounds, with_pause
 
     samples = (load("goforward.raw") * 32767).astype(np.int16)
@@ -364,6 +364,17 @@ def test_an_operator_who_goes_on_after_finished_sounding_pauses_is_waited_for() 
             turns = [sum(1 for m in harness.probe.messages(SpeechStarted)
                          if k * seconds <= m.at < (k + 1) * seconds) for k in range(3)]
             assert turns[0] == 2 and turns[2] == 1, turns
+            # cut at the pause, the first one went on as one turn: the second holds both parts,
+            # and the reply to the first was withdrawn
+            started = harness.probe.messages(SpeechStarted)
+            finals = harness.probe.messages(Transcript)
+            assert started[1].continues == started[0].turn
+            whole = next(m for m in finals if m.final and m.turn == started[1].turn)
+            assert "forward" in whole.text.lower() and "meter" in whole.text.lower(), whole.text
+            assert whole.start == pytest.approx(started[0].at, abs=0.05)
+            withdrawn = harness.probe.messages(Interrupt)
+            assert [m.target_turn for m in withdrawn][:1] == [started[0].turn]
+            assert withdrawn[0].reason == "operator went on"
             actor = harness.actor
             assert isinstance(actor, SpeechRecognizer)
             assert actor.end_of_turn.complete_wait() > 0.5 * 1000

@@ -130,9 +130,9 @@ class SpeechSettings(BaseModel):
         "barge_in_min_ms interrupts at once (no decode first)")
     backchannel_max_ms: int = Field(1500, ge=0, description="voice this long while the twin "
                                     "speaks interrupts it, whatever the words")
-    rejoin_ms: int = Field(1500, ge=0, description="voice that starts again within this pause "
-                           "after a turn ended, before the twin said anything, goes on with that "
-                           "turn: its reply is withdrawn and the new turn's transcript holds "
+    rejoin_ms: int = Field(1000, ge=0, description="voice that starts again within this pause "
+                           "after a turn ended goes on with that turn: its reply is withdrawn "
+                           "(cut, if the twin had begun it) and the new turn's transcript holds "
                            "both; 0: never")
     vocabulary: list[str] = Field(default_factory=list, description="words the operator will "
                                   "use (callsigns, places): the recogniser leans towards them")
@@ -203,7 +203,7 @@ def _succeeded(task: asyncio.Task[Any]) -> bool:
 
 @dataclass
 class _Ended:
-    """A turn that ended lately, before the twin said anything: the operator may go on with it."""
+    """A turn that ended lately: the operator may go on with it."""
 
     utterance: _Utterance
     voice_end: float  # stream time
@@ -324,7 +324,6 @@ class SpeechRecognizer(Actor):
                 await self._hear(message)
         elif isinstance(message, Speech):
             self._last_end = None  # the twin answers: what the operator says next replies to it
-            self._lately = None
             start = max(time.time(), self._twin_until)
             self._twin_until = start + len(message.pcm) / 2 / message.sample_rate
             self._twin_turn = message.turn
@@ -498,7 +497,7 @@ class SpeechRecognizer(Actor):
             self._history = np.zeros(0, np.float32)
             before = lately.utterance
             self._utterance = _Utterance(self.turn, before.start, before.audio_start,
-                                         last_partial=now)
+                                         last_partial=now, over_twin=self._twin_speaking())
             await self.publish(Interrupt(target_turn=before.turn, reason="operator went on",
                                          turn=self.turn))
             await self.publish(SpeechStarted(at=round(at, 3), stream=self.config.stream,
@@ -541,8 +540,7 @@ class SpeechRecognizer(Actor):
                 speculation[1].cancel()
             recognition = await self._decode(self._utterance_audio(utterance, until=at + TAIL_S))
             reused = False
-        if (self.config.rejoin_ms and not utterance.over_twin and not self._twin_speaking()
-                and at - utterance.start < self.config.max_turn_s / 2):
+        if self.config.rejoin_ms and at - utterance.start < self.config.max_turn_s / 2:
             self._lately = _Ended(utterance, at, self._audio)
         self._history = np.zeros(0, np.float32)
         self._audio = []

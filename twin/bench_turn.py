@@ -103,11 +103,12 @@ def turn_stages(messages: list[Any], spans: list[tuple[float, float]]) -> list[d
         heard = [m for m in started if start - 0.5 <= m.at <= voice_end + 0.3]
         turns = [m.turn for m in heard]
         row["turns"] = turns
-        # cut, but the operator's going on made one turn of it, nothing said to the first part
+        # cut, but the operator's going on made one turn of it (heard whole); and whether the
+        # twin began to speak to the first part before that
         said = {m.turn for m in messages if isinstance(m, Speech)}
         row["rejoined"] = len(turns) > 1 and all(
-            m.continues == before for m, before in zip(heard[1:], turns, strict=False)) and (
-            not said & set(turns[:-1]))
+            m.continues == before for m, before in zip(heard[1:], turns, strict=False))
+        row["spoke_to_a_part"] = bool(said & set(turns[:-1]))
         if frame is None or not turns:
             rows.append(row)
             continue
@@ -246,6 +247,7 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
             [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None]),
         "false_cut_offs": sum(max(0, len(r["turns"]) - 1) for r in rows),
         "rejoined": sum(1 for r in rows if r.get("rejoined")),
+        "spoke_to_a_part": sum(1 for r in rows if r.get("spoke_to_a_part")),
         "missed_turns": sum(1 for r in rows if not r["turns"] or r.get("heard") is None),
         "turns": [{"clip": clips[r["clip"]].name, "group": clips[r["clip"]].group,
                    "said": clips[r["clip"]].text, **{
@@ -278,8 +280,9 @@ def format_turn_bench(figures: dict[str, Any]) -> str:
         for stage, row in figures["plain_oracle_end_of_turn"].items():
             lines.append(f"  {stage:50} {row.get('p50', '-'):>8} {row.get('p95', '-'):>8} "
                          f"{row.get('n', 0):>4}")
-    lines.append(f"false cut-offs {figures['false_cut_offs']} (went on as one turn, nothing said "
-                 f"to the first part: {figures.get('rejoined', 0)}), missed turns "
+    lines.append(f"false cut-offs {figures['false_cut_offs']} (went on as one turn: "
+                 f"{figures.get('rejoined', 0)}; the twin began to answer a part: "
+                 f"{figures.get('spoke_to_a_part', 0)}), missed turns "
                  f"{figures['missed_turns']}, of {figures['setup']['clips']} turns"
                  + (f"; ratio to the plain script (p50) {figures['ratio_p50']}"
                     if "ratio_p50" in figures else ""))

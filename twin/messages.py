@@ -54,8 +54,8 @@ class SpeechStarted(Message, frozen=True, kw_only=True, tag="speech_started"):
     stream: str = "operator"
     continues: int | None = None
     """The operator turn this one goes on with: they spoke again soon after its end was
-    decided, before the twin said anything. That turn's reply is withdrawn (an ``Interrupt``
-    for it); this turn's final transcript holds both."""
+    decided. That turn's reply is withdrawn (an ``Interrupt`` for it: cut, if the twin had begun
+    it); this turn's final transcript holds both."""
 
 
 class SpeechEnded(Message, frozen=True, kw_only=True, tag="speech_ended"):

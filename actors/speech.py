@@ -130,7 +130,7 @@ class SpeechSettings(BaseModel):
         "barge_in_min_ms interrupts at once (no decode first)")
     backchannel_max_ms: int = Field(1500, ge=0, description="voice this long while the twin "
                                     "speaks interrupts it, whatever the words")
-    rejoin_ms: int = Field(1000, ge=0, description="voice that starts again within this pause "
+    rejoin_ms: int = Field(1500, ge=0, description="voice that starts again within this pause "
                            "after a turn ended goes on with that turn: its reply is withdrawn "
                            "(cut, if the twin had begun it) and the new turn's transcript holds "
                            "both; 0: never")

@@ -140,6 +140,9 @@ def turn_stages(messages: list[Any], spans: list[tuple[float, float]]) -> list[d
                and m.name in ("end_of_turn_wait_ms", "dialogue_speculation")]
         for metric in why:  # why the turn ended when it did; whether the reply began before
             row[metric.name] = {"value": metric.value, **metric.labels}
+        source = [m.labels.get("source") for m in messages if isinstance(m, Metric)
+                  and m.turn == last and m.name == "dialogue_first_sentence_ms"]
+        row["answered_by"] = source[0] if source else None  # llm, policy, fallback
         rows.append(row)
     return rows
 
@@ -245,6 +248,11 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
                                      if r["ms"][stage] is not None]) for stage in stages},
         "end_of_speech_to_first_audio_ms": percentiles(
             [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None]),
+        # the turns the model answered (not the policy's instant "say again", "outside the
+        # mission"): what the aims are about
+        "model_answered_first_audio_ms": percentiles(
+            [r["ms"]["first_audio"] for r in answered if r["ms"]["first_audio"] is not None
+             and r.get("answered_by") == "llm"]),
         "false_cut_offs": sum(max(0, len(r["turns"]) - 1) for r in rows),
         "rejoined": sum(1 for r in rows if r.get("rejoined")),
         "spoke_to_a_part": sum(1 for r in rows if r.get("spoke_to_a_part")),
@@ -266,6 +274,9 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
         theirs = result["plain_oracle_end_of_turn"]["first_audio_ms"].get("p50")
         if ours and theirs:
             result["ratio_p50"] = round(ours / theirs, 2)
+        modelled = result["model_answered_first_audio_ms"].get("p50")
+        if modelled and theirs:
+            result["ratio_model_p50"] = round(modelled / theirs, 2)
     return result
 
 
@@ -275,6 +286,9 @@ def format_turn_bench(figures: dict[str, Any]) -> str:
     for stage, row in figures["session"].items():
         lines.append(f"  {stage:50} {row.get('p50', '-'):>8} {row.get('p95', '-'):>8} "
                      f"{row.get('n', 0):>4}")
+    model = figures.get("model_answered_first_audio_ms", {})
+    lines.append(f"  {'first_audio, the turns the model answered':50} {model.get('p50', '-'):>8} "
+                 f"{model.get('p95', '-'):>8} {model.get('n', 0):>4}")
     if "plain_oracle_end_of_turn" in figures:
         lines.append("plain script, oracle end of turn (ms after the clip)")
         for stage, row in figures["plain_oracle_end_of_turn"].items():
@@ -284,7 +298,8 @@ def format_turn_bench(figures: dict[str, Any]) -> str:
                  f"{figures.get('rejoined', 0)}; the twin began to answer a part: "
                  f"{figures.get('spoke_to_a_part', 0)}), missed turns "
                  f"{figures['missed_turns']}, of {figures['setup']['clips']} turns"
-                 + (f"; ratio to the plain script (p50) {figures['ratio_p50']}"
+                 + (f"; ratio to the plain script (p50) {figures['ratio_p50']}, the turns the "
+                    f"model answered {figures.get('ratio_model_p50', '-')}"
                     if "ratio_p50" in figures else ""))
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ from twin.bench_turn import turn_stages
 from twin.messages import (
     AudioFrame,
     Message,
+    Metric,
     Speech,
     SpeechEnded,
     SpeechStarted,
@@ -44,11 +45,13 @@ def test_stages_count_from_the_clips_last_speech_sample() -> None:
         at(3.12, TwinDecision(trigger="question", intent="answer", style="brief", hedge=False,
                               confidence=0.8, turn=1)),
         at(3.6, TwinUtterance(text="Roger.", index=0, final=False, turn=1)),
+        at(3.6, Metric(name="dialogue_first_sentence_ms", value=500, turn=1,
+                       labels={"source": "llm"})),
         at(3.9, Speech(text="Roger.", index=0, final=False, pcm=b"", turn=1)),
-        # clip 1: voice 5.0 .. 7.0 s, heard as two turns (a false cut-off)
+        # clip 1: voice 5.0 .. 7.0 s, heard as two turns (a false cut-off) that went on as one
         at(5.3, SpeechStarted(at=5.0, turn=2)),
         at(6.2, SpeechEnded(at=5.7, duration=0.7, turn=2)),
-        at(6.4, SpeechStarted(at=6.1, turn=3)),
+        at(6.4, SpeechStarted(at=6.1, turn=3, continues=2)),
         at(7.5, SpeechEnded(at=7.0, duration=0.9, turn=3)),
         at(7.6, Transcript(text="the rest", final=True, turn=3)),
         # clip 2: voice 9.0 .. 10.0 s, never heard (a missed turn)
@@ -60,6 +63,8 @@ def test_stages_count_from_the_clips_last_speech_sample() -> None:
                                          "decision": 670.0, "first_sentence": 1150.0,
                                          "first_audio": 1450.0}, abs=0.5)
     assert first["vad_voice_end_ms"] == pytest.approx(50.0, abs=0.5)
+    assert first["answered_by"] == "llm" and not first["rejoined"]
     assert rows[1]["turns"] == [2, 3]  # two turns in one clip
+    assert rows[1]["rejoined"] and not rows[1]["spoke_to_a_part"]
     assert rows[1]["ms"]["first_audio"] is None  # no reply
     assert rows[2]["turns"] == [] and "ms" not in rows[2]

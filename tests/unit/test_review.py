@@ -324,3 +324,16 @@ def test_replay_speed_is_checked_from_half_to_eight_times(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "replayed" in result.stdout and "mission ended" in result.stdout
     assert time.monotonic() - started >= 10 / 8 * 0.9  # 10 s of session at 8x
+
+
+def test_a_turn_the_operator_went_on_with_says_so(tmp_path: Path) -> None:
+    first = [m for m in operator_turn(1, 8, "Marker at four nine three zero.", ["Say again?"])
+             if not isinstance(m, (TwinUtterance, Speech))]
+    second = operator_turn(2, 10.7, "Marker at four nine three zero. Give me the drill.",
+                           ["Cordon at 200 m."])
+    second[0] = at(10.7, SpeechStarted(at=10.7, turn=2, continues=1), "speech")
+    messages = [event(0, "mission_started", "drill", 0, text="Review drill"), *first, *second]
+    review = read_session(write_log(tmp_path / "s1.db", sorted(messages, key=lambda m: m.t)))
+    turns = {t.turn: t for t in review.turns}
+    assert turns[1].reply == "" and "went on with it in turn 2" in turns[1].cut
+    assert turns[2].cut == "" and turns[2].reply == "Cordon at 200 m."

@@ -388,6 +388,7 @@ class _Turn:
         self.speech: Speech | None = None
         self.cut: SpeechCut | None = None
         self.emotion: EmotionEstimate | None = None
+        self.went_on: int | None = None  # the turn the operator went on with this one in
 
 
 def _turns(messages: list[Message], rel: Callable[[float], float]) -> list[TurnRow]:
@@ -413,6 +414,10 @@ def _turns(messages: list[Message], rel: Callable[[float], float]) -> list[TurnR
             turn.cut = m
         elif isinstance(m, EmotionEstimate):
             turn.emotion = m
+    for turn in by_turn.values():
+        before = turn.started.continues if turn.started is not None else None
+        if before is not None and before in by_turn:
+            by_turn[before].went_on = turn.turn
     rows = []
     for turn in sorted(by_turn.values(), key=lambda x: (x.first or 0.0, x.turn)):
         if not (turn.finals or turn.decision or turn.sentences):
@@ -444,6 +449,8 @@ def _turn_row(turn: _Turn, rel: Callable[[float], float]) -> TurnRow:
     row.sentences = len(sentences)
     if turn.cut is not None:
         row.cut = f"interrupted ({turn.cut.reason}) after: {turn.cut.spoken_text!r}"
+    elif turn.went_on is not None:
+        row.cut = f"the operator went on with it in turn {turn.went_on}: its reply withdrawn"
     if turn.emotion is not None:
         row.emotion = turn.emotion.label
     # stage times: end of voice -> end of turn decided -> final transcript -> decision -> first

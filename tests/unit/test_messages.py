@@ -92,7 +92,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         start=floats,
         stream=texts,
     ),
-    SpeechStarted: dict(at=floats, stream=texts),
+    SpeechStarted: dict(at=floats, stream=texts, continues=st.none() | turns),
     SpeechEnded: dict(at=floats, duration=floats, stream=texts, voice_end=floats),
     Transcript: dict(
         text=texts,

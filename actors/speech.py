@@ -208,6 +208,7 @@ class _Ended:
     utterance: _Utterance
     voice_end: float  # stream time
     audio: list[np.ndarray[Any, np.dtype[np.float32]]]  # its audio, then what came after it
+    backchannel: bool  # an "okay" to the twin: no reply of its own to withdraw
 
 
 @dataclass
@@ -291,13 +292,13 @@ class SpeechRecognizer(Actor):
         config = self.config
         try:
             self.vad = await asyncio.to_thread(SileroVAD)
-            if config.end_of_turn == "smart":
-                self.turn_model = await asyncio.to_thread(load_smart_turn, config.turn_model)
             self.recognizer = await asyncio.to_thread(
                 WhisperRecognizer, config.model, compute_type=config.compute_type,
                 cpu_threads=config.cpu_threads, beam_size=config.beam_size,
                 language=config.language, allow_download=config.allow_download,
                 vocabulary=", ".join(self.vocabulary()))
+            if config.end_of_turn == "smart":
+                self.turn_model = await asyncio.to_thread(load_smart_turn, config.turn_model)
         except Exception as error:  # a missing model or library: say which and how to fix
             raise ActorFailed(str(error)) from None
         # warm up: the first real decode should not pay for lazy initialisation
@@ -498,8 +499,9 @@ class SpeechRecognizer(Actor):
             before = lately.utterance
             self._utterance = _Utterance(self.turn, before.start, before.audio_start,
                                          last_partial=now, over_twin=self._twin_speaking())
-            await self.publish(Interrupt(target_turn=before.turn, reason="operator went on",
-                                         turn=self.turn))
+            if not lately.backchannel:  # the reply to the first part is not to be said
+                await self.publish(Interrupt(target_turn=before.turn, reason="operator went on",
+                                             turn=self.turn))
             await self.publish(SpeechStarted(at=round(at, 3), stream=self.config.stream,
                                              turn=self.turn, continues=before.turn))
             return
@@ -540,14 +542,14 @@ class SpeechRecognizer(Actor):
                 speculation[1].cancel()
             recognition = await self._decode(self._utterance_audio(utterance, until=at + TAIL_S))
             reused = False
-        if self.config.rejoin_ms and at - utterance.start < self.config.max_turn_s / 2:
-            self._lately = _Ended(utterance, at, self._audio)
+        heard, self._audio = self._audio, []
         self._history = np.zeros(0, np.float32)
-        self._audio = []
         if utterance.listening is not None:
             utterance.listening[1].cancel()
         backchannel = (utterance.over_twin and not utterance.interrupted
                        and is_backchannel(recognition.text, self.config.backchannels))
+        if self.config.rejoin_ms and at - utterance.start < self.config.max_turn_s / 2:
+            self._lately = _Ended(utterance, at, heard, backchannel)  # they may go on with it
         if not utterance.interrupted and self._twin_speaking() and (
                 halts(recognition.text) or (utterance.listening is not None and not backchannel
                                             and recognition.text.strip() != "")):

@@ -541,8 +541,9 @@ class Dialogue(Actor):
                 async with asyncio.timeout(self.config.speech_wait_s):
                     await self._speech_out(turn).wait()
         budget = min(self.config.max_sentences, _SENTENCES[decision.style]) - reply.index
+        said = reply.index  # the reply's sentences before the model's (extend: the policy's)
         # what the twin said in its last turns: a small model readily copies it as its answer
-        earlier = [said for _, said in mind.conversation.turns[-3:]]
+        earlier = [text for _, text in mind.conversation.turns[-3:]]
         messages = mind.prompt(asked)
         speculation = self._adopt(turn, messages)
         if speculation is not None:  # the model began this reply before the turn ended
@@ -557,8 +558,49 @@ class Dialogue(Actor):
                 await self._drop_speculation("the prompt changed")
             odds = self._odds()
             generation = _Generation(self._generate(messages, odds=odds))
-        unknown = False
         guesses: list[str] = []  # values the model wrote without being sure of them
+        unknown = await self._write(reply, generation, odds, budget, earlier, guesses)
+        for question in decision.follow_ups:  # the turn's next question, or why
+            if reply.index == 0 or self._cut_turn == turn:
+                break
+            part = " ".join(reply.spoken[said:])
+            mind.remember(asked, part, answered=bool(part))
+            said = len(reply.spoken)
+            asked = mind.follow_up_message(decision, question)
+            odds = self._odds()
+            generation = _Generation(self._generate(mind.prompt(asked), odds=odds))
+            await self._write(reply, generation, odds, _SENTENCES["brief"], earlier, guesses)
+        answered = reply.index > 0
+        written = " ".join(reply.spoken[said:])  # as written: the conversation keeps that
+        if guesses and answered and self._cut_turn != turn:  # said, and said to be unsure
+            who = decision.verify_with or "your chain of command"
+            unsure = _listed([re.sub(r"[()]", "", phrase) for phrase in guesses])
+            await reply.say(f"I am not sure of {unsure}; check with {who}.",
+                            final=False, source="policy", confidence=0.3)
+            await self.publish(Metric(name="dialogue_guesses", value=len(guesses), turn=turn,
+                                      labels={"values": " | ".join(guesses)[:300]}))
+        if not answered and self._cut_turn == turn:  # cut before its first sentence
+            await reply.close()
+        elif not answered:  # the model said nothing usable: a hedged grounded reply
+            why = "the model found no answer in the notes" if unknown else (
+                "no sentence of the model passed the checks")
+            fallback = mind.hedged(decision, unknown=unknown)
+            await self.publish(Metric(name="dialogue_hedged", value=1, turn=turn,
+                                      labels={"why": why}))
+            await reply.say(fallback, final=True, source="fallback",
+                            confidence=min(decision.confidence, 0.3))
+        else:
+            await reply.close()
+        # not the policy's words after it (a hedge there would be copied into later answers)
+        mind.remember(asked, written, answered=bool(written))
+
+    async def _write(self, reply: _Reply, generation: _Generation, odds: TokenOdds | None,
+                     budget: int, earlier: Sequence[str], guesses: list[str]) -> bool:
+        """Say the model's sentences as they complete, each checked first (a failing one is
+        dropped with its reason), up to ``budget`` sentences; the values it wrote unsure of go
+        to ``guesses``. True if the model's first word was that the notes do not hold it."""
+        decision, turn = reply.decision, reply.turn
+        unknown = False
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
                 async for written in split_sentences(generation.chunks()):
@@ -593,29 +635,7 @@ class Dialogue(Actor):
             await self.report_error(error)
         for metric in generation.metrics(turn):
             await self.publish(metric)
-        answered = reply.index > 0
-        written = " ".join(reply.spoken)  # the reply as written: the conversation keeps that
-        if guesses and answered and self._cut_turn != turn:  # said, and said to be unsure
-            who = decision.verify_with or "your chain of command"
-            unsure = _listed([re.sub(r"[()]", "", phrase) for phrase in guesses])
-            await reply.say(f"I am not sure of {unsure}; check with {who}.",
-                            final=False, source="policy", confidence=0.3)
-            await self.publish(Metric(name="dialogue_guesses", value=len(guesses), turn=turn,
-                                      labels={"values": " | ".join(guesses)[:300]}))
-        if not answered and self._cut_turn == turn:  # cut before its first sentence
-            await reply.close()
-        elif not answered:  # the model said nothing usable: a hedged grounded reply
-            why = "the model found no answer in the notes" if unknown else (
-                "no sentence of the model passed the checks")
-            fallback = mind.hedged(decision, unknown=unknown)
-            await self.publish(Metric(name="dialogue_hedged", value=1, turn=turn,
-                                      labels={"why": why}))
-            await reply.say(fallback, final=True, source="fallback",
-                            confidence=min(decision.confidence, 0.3))
-        else:
-            await reply.close()
-        # not the policy's words after it (a hedge there would be copied into later answers)
-        mind.remember(asked, written, answered=answered)
+        return unknown
 
     def _odds(self) -> TokenOdds | None:
         """A recorder of how sure the local model is of each token of a reply, or ``None`` (the

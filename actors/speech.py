@@ -287,6 +287,18 @@ class SpeechRecognizer(Actor):
     async def recover(self, history: Sequence[Message]) -> None:
         turns = [m.turn for m in history if m.turn is not None]
         self.turn = max(turns, default=0)
+        # A turn the crash cut (begun, never ended): close it, so that nothing waits for it
+        # (the twin holds its reports while the operator speaks), and let the twin ask again.
+        # (Every turn that ends gets a final transcript, so a last turn without one was cut.)
+        begun = [m for m in history if isinstance(m, SpeechStarted)]
+        if not begun or any(isinstance(m, Transcript) and m.final and m.turn == begun[-1].turn
+                            for m in history):
+            return
+        cut = begun[-1]
+        if not any(isinstance(m, SpeechEnded) and m.turn == cut.turn for m in history):
+            await self.publish(SpeechEnded(at=cut.at, duration=0.0, stream=cut.stream,
+                                           turn=cut.turn, voice_end=time.time(), lost=True))
+        await self.publish(Transcript(text="", final=True, confidence=0.0, turn=cut.turn))
 
     async def on_start(self) -> None:
         config = self.config

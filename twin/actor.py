@@ -26,8 +26,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +98,11 @@ class Actor:
         self.session = session or SessionInfo()
         self.bus: Bus | None = bus
         self.inbox = Inbox(inbox_capacity, drop_when_full=drop_when_full and not self.lossless)
+        if _restarted_by_ray():
+            # Ray redelivers to the new process at once, mid-sequence and before the supervisor
+            # calls start(recovering=True): the batches before were lost with the old process,
+            # so each publisher's next one starts its sequence here (else all wait for them).
+            self.inbox.resync()
         self.started = False
         self.failed: str | None = None
         self.handled = 0
@@ -246,3 +253,18 @@ class Actor:
 
         with LogReader(self.session.log_path) as reader:
             return list(reader.messages(source=self.name))
+
+
+def _restarted_by_ray() -> bool:
+    """Whether this is a Ray actor process that Ray started again after its predecessor died."""
+    ray = sys.modules.get("ray")  # never imported here: a process without Ray has no restart
+    if ray is None:
+        return False
+    try:
+        context = ray.get_runtime_context()
+        with warnings.catch_warnings():  # Ray deprecates a call this property makes itself
+            warnings.simplefilter("ignore")
+            return context.get_actor_id() is not None and bool(
+                context.was_current_actor_reconstructed)
+    except Exception:  # not inside an actor, or Ray is shutting down
+        return False

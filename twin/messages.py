@@ -70,6 +70,9 @@ class SpeechEnded(Message, frozen=True, kw_only=True, tag="speech_ended"):
     duration: float
     stream: str = "operator"
     voice_end: float = 0.0
+    lost: bool = False
+    """The recogniser crashed during this turn: it is closed so that nothing waits for it, and
+    its words are lost (an empty final transcript follows: the twin asks to say again)."""
 
     @property
     def anchor(self) -> float:

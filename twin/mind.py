@@ -68,7 +68,9 @@ __all__ = [
     "OperatorModel",
     "PassageLike",
     "SelfModel",
+    "follow_ups",
     "looks_injected",
+    "question_parts",
     "spoken_numbers",
 ]
 
@@ -220,6 +222,55 @@ _GOOD_NEWS_RE = re.compile(
     r"complete|objective met|open|sunrise)\b",
     re.IGNORECASE,
 )
+
+# A question in a turn, and where a turn joins two: "..., and how ...", "..., or do ...".
+_WH = r"(?:what|what's|whats|where|where's|when|when's|who|who's|which|why|how|how's)"
+_AUX = r"(?:is|isn't|are|aren't|was|were|can|can't|could|do|does|did|will|would|should|shall|" \
+       r"have|has|had|must|may)"
+_JOIN_RE = re.compile(rf",?\s+(?:and|or|but)\s+(?={_WH}\b|{_AUX}\b)", re.IGNORECASE)
+_YES_NO_RE = re.compile(rf"^{_AUX}\b", re.IGNORECASE)
+_WHY_RE = re.compile(r"\b(why|how come|reason)\b", re.IGNORECASE)
+
+
+def question_parts(text: str) -> list[str]:
+    """The questions an operator's turn asks, in order, without their question marks: each
+    sentence that asks something, cut where a clause joined by "and", "or" or "but" starts a
+    question of its own ("What's bingo, and how close are we?" is two; "Where and when did we
+    last hear from them?" and "How do we find it and fix it?" are one). Statements are left
+    out ("Casualty in the lead vehicle. Can we get a helicopter in?" asks one thing)."""
+    parts: list[str] = []
+    for sentence in re.split(r"(?<=[?.!])\s+", " ".join(text.split())):
+        sentence = re.sub(r"^(?:and|or|but|so)\s+", "", sentence, flags=re.IGNORECASE)
+        words = _words(sentence)
+        if not words or not (sentence.endswith("?") or words[0] in _QUESTION_START
+                             or _ASK_RE.search(sentence)):
+            continue
+        clauses = [clause.strip(" ,;?.!") for clause in _JOIN_RE.split(sentence)]
+        # a lone question word ends a turn as a question ("..., and why?"), but starts one
+        # only as a pair ("Where and when ...")
+        if any(len(clause.split()) < 2 for clause in clauses[:-1]) or not clauses[-1]:
+            clauses = [sentence.strip(" ,;?.!")]
+        parts += [clause for clause in clauses if clause]
+    return parts
+
+
+def follow_ups(text: str) -> list[str]:
+    """What to ask the model after its answer to the first question of ``text``: the other
+    questions of the turn; for a lone yes-or-no question, what in the notes decides it (a
+    bare "No." tells an operator less than "No: the helicopter needs 800 m and we have
+    400")."""
+    parts = question_parts(text)
+    if len(parts) > 1:
+        return [f"{part[:1].upper()}{part[1:]}"
+                f"{'?' if _words(part)[0] in _QUESTION_START else '.'}" for part in parts[1:]]
+    if parts and _YES_NO_RE.match(parts[0]) and not _WHY_RE.search(text):
+        return [WHY]
+    return []
+
+
+WHY = "Why? Give what in the notes decides it, with its figures."
+"""The follow-up to a yes-or-no answer."""
+
 
 # What a question asks for, and how that value looks in the evidence.
 _VALUE_KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
@@ -423,6 +474,8 @@ class Decision:
     """A report held back while the operator speaks: say it after ``SpeechEnded``."""
     verify_with: str = ""
     turn: int | None = None
+    follow_ups: tuple[str, ...] = ()
+    """What the model is asked after its answer to the first question (:func:`follow_ups`)."""
 
     def message(self) -> TwinDecision:
         """The bus message for this decision (evidence texts trimmed to ~300 characters)."""
@@ -600,6 +653,11 @@ class Mind:
         expression, expression_reason = self._expression(text, intent=intent)
         if expression_reason:
             reasons.append(expression_reason)
+        more = tuple(follow_ups(text)) if intent in ("answer", "recommend") and not hedge else ()
+        if more == (WHY,):
+            reasons.append("a yes-or-no question: then why, from the notes")
+        elif more:
+            reasons.append(f"{len(more) + 1} questions: the model answers them one by one")
         verify = self._verify_with(text, evidence) if intent in ("answer", "recommend") else ""
         if hedge and not evidence and text not in self.operator.open_requests:
             self.operator.open_requests.append(text)
@@ -618,6 +676,7 @@ class Mind:
             fallback="",
             verify_with=verify,
             turn=transcript.turn,
+            follow_ups=more,
         )
         fallback = self._fallback(decision, missing=missing, asr=asr)
         return _with_fallback(decision, fallback)
@@ -941,11 +1000,20 @@ class Mind:
                 f"- {_best_sentences(passage.text, query, 300)}"
                 for passage, _ in decision.evidence))
         how: list[str] = [decision.intent]
+        if decision.follow_ups and decision.follow_ups[0] != WHY:
+            how.append("first question only")
         if decision.intent == "recommend" and op.expertise == "novice":
             how.append("options first")
         how.append(_LENGTH[decision.style])
         lines.append(self._tag(how + tags))
         return "\n".join(lines)
+
+    def follow_up_message(self, decision: Decision, question: str) -> str:
+        """The turn message that asks the model ``question``, one of ``decision.follow_ups``,
+        after its answer to the turn's question."""
+        tags = ["operator under stress: keep it short and calm"] if self.operator.stress() else []
+        return "\n".join([f"{self.operator.callsign} asks: {question}",
+                          self._tag(["answer", "brief", *tags])])
 
     def _tag(self, how: Sequence[str]) -> str:
         """The turn's last line: the mission time, then how to reply. Last, and short, because

@@ -47,8 +47,10 @@ to reply, in brackets, as in [T+01:20; answer, brief]. [answer]: answer the ques
 [recommend]: say what to do, applying the notes' drill, procedure or limits to the situation, \
 and why; with "options first", give the options, then your recommendation. [report to X]: tell \
 X about the new event: what happened and, where the facts say so, what it means for us. \
-[acknowledge]: a few words. [clarify]: ask them to say again. Length: [brief] one or two short \
-sentences; [standard] two or three; [explain] up to four, bottom line first, then the reasons. \
+[first question only]: answer only the first of their questions; they ask the next \
+after your answer. [acknowledge]: a few words. [clarify]: ask them to say again. \
+Length: [brief] one or two short sentences; [standard] two or three; [explain] up to four, \
+bottom line first, then the reasons. \
 "Operator under stress": keep it short and calm."""
 
 

@@ -529,3 +529,47 @@ def test_a_turn_the_operator_went_on_with_is_not_answered(
             assert "46.900" in " ".join(m.text for m in replies_of(harness, 2))
 
     run(scenario())
+
+
+def test_a_two_part_question_is_answered_part_by_part_in_one_reply(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model answers the first question; then the turn's second is asked of it, after its
+    first answer, and both answers are one reply (one turn, indexed on)."""
+    actor = make(monkeypatch, ["Ready.", "The troop net is on 44.175 MHz.",
+                               "CEDAR is at km 11.6."])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("What frequency is the troop net on, and where is "
+                                        "CEDAR?", 1))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            decision = harness.probe.messages(TwinDecision)[0]
+            assert any("2 questions" in reason for reason in decision.reasons)
+            assert [m.text for m in replies_of(harness, 1)] == [
+                "The troop net is on 44.175 MHz.", "CEDAR is at km 11.6.", ""]
+            first, second = (roles_and_texts(m) for m in RecordingChat.seen[1:])
+            assert "first question only" in first[-1][1]
+            assert second[: len(first)] == first  # the follow-up extends the same prompt
+            assert second[len(first)] == ("ai", "The troop net is on 44.175 MHz.")
+            assert second[-1][0] == "human" and "asks: Where is CEDAR?" in second[-1][1]
+            # both parts are in the conversation the next turn extends
+            assert [said for _, said in actor.mind.conversation.turns] == [
+                "The troop net is on 44.175 MHz.", "CEDAR is at km 11.6."]
+
+    run(scenario())
+
+
+def test_a_follow_up_is_not_asked_when_the_first_answer_was_not_the_models(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    actor = make(monkeypatch, ["Ready.", "I do not have that in the mission notes.",
+                               "CEDAR is at km 11.6."])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("Is the troop net up, and where is CEDAR?", 1))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            assert len(RecordingChat.seen) == 2  # the warm-up and the first question only
+            hedged = [m for m in harness.probe.messages(Metric) if m.name == "dialogue_hedged"]
+            assert len(hedged) == 1
+
+    run(scenario())

@@ -93,7 +93,8 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         stream=texts,
     ),
     SpeechStarted: dict(at=floats, stream=texts, continues=st.none() | turns),
-    SpeechEnded: dict(at=floats, duration=floats, stream=texts, voice_end=floats),
+    SpeechEnded: dict(at=floats, duration=floats, stream=texts, voice_end=floats,
+                      lost=st.booleans()),
     Transcript: dict(
         text=texts,
         final=st.booleans(),

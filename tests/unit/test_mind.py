@@ -29,7 +29,15 @@ from twin.messages import (
     decode,
     encode,
 )
-from twin.mind import Decision, Mind, looks_injected, spoken_numbers
+from twin.mind import (
+    WHY,
+    Decision,
+    Mind,
+    follow_ups,
+    looks_injected,
+    question_parts,
+    spoken_numbers,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -489,3 +497,30 @@ def test_a_report_says_the_event_and_what_its_facts_say_it_means(mission: Missio
     # the fact that adds to the text, not the one that restates it
     assert decision.fallback.endswith("Helicopters need at least 800 m visibility, so none "
                                       "expected during the dust.")
+
+
+@pytest.mark.parametrize(("turn", "parts"), [
+    ("What's the water level, and when does it peak?",
+     ["What's the water level", "when does it peak"]),
+    ("Can the bus take them all, or do I need something else?",
+     ["Can the bus take them all", "do I need something else"]),
+    ("The pump failed. What do we do, and why?", ["What do we do", "why"]),
+    ("Everyone out? And where's the driver headed?", ["Everyone out", "where's the driver headed"]),
+    # one question: a pair of question words, a verb pair, a statement before it
+    ("Where and when did we last hear from them?", ["Where and when did we last hear from them"]),
+    ("How do we find it and fix it?", ["How do we find it and fix it"]),
+    ("Casualty at the ford. Can we get a boat in or not?", ["Can we get a boat in or not"]),
+    ("Give me the frequencies and the callsigns.", ["Give me the frequencies and the callsigns"]),
+    ("The pump failed and the road is shut.", []),
+])
+def test_question_parts(turn: str, parts: list[str]) -> None:
+    assert question_parts(turn) == parts
+
+
+def test_follow_ups_ask_the_other_questions_or_why_after_a_lone_yes_or_no() -> None:
+    assert follow_ups("What's the water level, and when does it peak?") == ["When does it peak?"]
+    assert follow_ups("Stretcher or boat? Give me the options.") == ["Give me the options."]
+    assert follow_ups("Levels are rising. Do we need to move them?") == [WHY]
+    assert follow_ups("Do we need to move them, and why?") == ["Why?"]
+    assert follow_ups("Why do we need to move them?") == []
+    assert follow_ups("What's the water level?") == []

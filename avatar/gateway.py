@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 import socket
 import threading
 import time
@@ -58,6 +60,8 @@ from twin.messages import (
     tag_of,
     to_json,
 )
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the avatar gateway needs FastAPI and uvicorn: pip install 'twin[avatar]'"
 ESSENTIAL = (Speech, SpeechCut, Interrupt)  # never dropped for a slow page
@@ -117,6 +121,7 @@ class AvatarGateway(Actor):
         self.hub = Hub(settings.send_queue, settings.history)
         self.max_message_bytes = settings.max_message_bytes
         self.url = ""
+        self._port = self.config.port  # after a restart: the port it had
         self.received: dict[str, int] = {}
         self.mic_frames = 0
         self._turns: dict[int, _TurnTimes] = {}
@@ -139,6 +144,9 @@ class AvatarGateway(Actor):
         await asyncio.to_thread(self._seed_history)
         listener = self._listen()
         host, port = listener.getsockname()[:2]
+        if self._port and port != self._port:
+            log.warning("avatar gateway: port %d is taken (another session?); listening on %d",
+                        self._port, port)
         shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
         self.url = (self.config.public_url or f"http://{_bracket(shown)}:{port}").rstrip("/")
         config = uvicorn.Config(create_app(self), log_level="warning", access_log=False,
@@ -155,21 +163,30 @@ class AvatarGateway(Actor):
                 raise ActorFailed(f"the avatar gateway did not start on {self.url}: "
                                   f"{self._serve_error or 'timed out'}")
             await asyncio.sleep(0.01)
+        self._port = port
+        await self.publish(Metric(name="avatar_port", value=port, labels={"url": self.url}))
 
     def _listen(self) -> socket.socket:
-        host, port = self.config.host, self.config.port
+        """Listen on the port this gateway had before a restart (the pages reconnect to it),
+        else the configured one; when that is taken (another session on this machine), on any
+        free port."""
+        host, port = self.config.host, self._port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind after a restart
-        try:
-            listener.bind((host, port))
-            listener.listen(128)
-        except OSError as error:
-            listener.close()
-            raise ActorFailed(f"the avatar gateway cannot listen on {host}:{port}: "
-                              f"{error.strerror or error} (settings host/port)") from None
-        listener.setblocking(False)
-        return listener
+        for attempt in dict.fromkeys((port, 0)):
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind at restart
+            try:
+                listener.bind((host, attempt))
+                listener.listen(128)
+            except OSError as error:
+                listener.close()
+                if error.errno == errno.EADDRINUSE and attempt:
+                    continue
+                raise ActorFailed(f"the avatar gateway cannot listen on {host}:{attempt}: "
+                                  f"{error.strerror or error} (settings host/port)") from None
+            listener.setblocking(False)
+            return listener
+        raise AssertionError("unreachable: port 0 is never in use")
 
     def _serve(self, server: Any, listener: socket.socket) -> None:
         loop = asyncio.new_event_loop()
@@ -347,7 +364,11 @@ class AvatarGateway(Actor):
             self.hub.history.append(OutFrame(to_json(message).decode(), tag_of(type(message))))
 
     async def recover(self, history: Sequence[Message]) -> None:
-        """Nothing to rebuild from its own messages: ``on_start`` reads the console state."""
+        """The port it listened on (the pages reconnect there); ``on_start`` reads the console
+        state."""
+        ports = [m for m in history if isinstance(m, Metric) and m.name == "avatar_port"]
+        if ports:
+            self._port = int(ports[-1].value)
 
 
 def _bracket(host: str) -> str:

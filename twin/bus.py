@@ -318,7 +318,11 @@ class RayBus(Bus):
         if link.handle is None:
             import ray
 
-            link.handle = ray.get_actor(self.actor_names[link.subscriber], self.namespace)
+            try:
+                link.handle = ray.get_actor(self.actor_names[link.subscriber], self.namespace)
+            except ValueError:  # no such actor: it was given up (degraded), or never started
+                self._mark_dead(link)  # gone from the routes, once, not an error per message
+                return
         batch, link.outbox = link.outbox, []
         link.inflight.append(link.handle.deliver.remote(self._identity, link.batch_no, batch))
         link.batch_no += 1

@@ -109,3 +109,42 @@ def test_a_sigkilled_recogniser_hears_again_and_the_next_question_is_answered(
     asked = {m.turn for m in later}
     assert any(isinstance(m, TwinUtterance) and m.turn in asked and m.text for m in messages), \
         "no question after the kill was answered"
+
+
+def test_two_sessions_on_one_ray_each_have_a_working_page(tmp_path: Path) -> None:
+    """Both configured for the same gateway port: the second gets a free one; both pages
+    answer while both sessions run, and neither logs a lookup error for the other's actors."""
+    import urllib.request
+
+    base = load_config(ROOT / "configs" / "test.yaml")
+    mission = load_mission(ROOT / "missions" / "route_clearance.yaml")
+    sessions = [Session(core_config(base, tmp_path / name,
+                                    avatar=base.actors["avatar"].model_dump(by_alias=True)),
+                        mission, speed=12) for name in ("one", "two")]
+    pages: dict[str, int] = {}
+
+    def fetch(url: str) -> int:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+
+    async def scenario() -> list[Any]:
+        tasks = [asyncio.create_task(session.run(timeout=90)) for session in sessions]
+        while not all(session.links.get("avatar") for session in sessions):
+            assert not any(task.done() for task in tasks), [t.result() for t in tasks
+                                                            if t.done()]
+            await asyncio.sleep(0.1)
+        for session in sessions:
+            viewer = session.links["avatar"]["viewer"]
+            pages[viewer] = await asyncio.to_thread(fetch, viewer)
+        return list(await asyncio.gather(*tasks))
+
+    results = asyncio.run(scenario())
+    assert set(pages.values()) == {200}, pages
+    ports = {url.split("/")[2] for url in pages}
+    assert len(ports) == 2, pages  # never a shared port
+    for result in results:
+        assert result.reason.startswith("mission ended"), result.reason
+        assert not result.degraded
+        with LogReader(result.log_path) as reader:
+            errors = [m for m in reader.messages(types=["actor_error"])]
+        assert not errors, errors

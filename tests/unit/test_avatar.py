@@ -481,16 +481,34 @@ def test_a_late_page_gets_the_console_state_but_no_old_speech(mission: Mission) 
     run(scenario())
 
 
-def test_a_port_in_use_fails_the_gateway_with_a_clear_error(mission: Mission) -> None:
+def test_a_second_session_gets_a_free_port_and_a_restart_keeps_its_own(
+        mission: Mission) -> None:
+    """Two sessions on one machine both configured for the same port: the second listens on
+    a free one (its links say which); after a restart a gateway listens where it did (the
+    pages reconnect there); an address it cannot have at all is a clear error."""
     async def scenario() -> None:
         async with live_gateway(mission) as live:
             port = int(live.gateway.url.rsplit(":", 1)[1])
-            other = AvatarGateway({"port": port}, name="avatar2",
-                                  session=SessionInfo(id="unit", secret=SECRET))
-            async with Harness(other):
-                assert other.failed is not None
-                assert f"cannot listen on 127.0.0.1:{port}" in other.failed
-                assert "settings host/port" in other.failed
+            other = AvatarGateway({"port": port}, name="avatar",
+                                  session=SessionInfo(id="second", secret=SECRET))
+            async with Harness(other) as harness:
+                assert other.failed is None
+                second = int(other.url.rsplit(":", 1)[1])
+                assert second != port
+                assert other.health()["links"]["viewer"].startswith(f"http://127.0.0.1:{second}/")
+                logged = await harness.wait_for(Metric, lambda m: m.name == "avatar_port")
+                assert logged.value == second
+            again = AvatarGateway({"port": port}, name="avatar",
+                                  session=SessionInfo(id="second", secret=SECRET))
+            await again.recover([logged])  # as after a restart: its own messages from the log
+            async with Harness(again):
+                assert again.url.endswith(f":{second}")
+        bad = AvatarGateway({"host": "203.0.113.7"}, name="avatar3",
+                            session=SessionInfo(id="unit", secret=SECRET))
+        async with Harness(bad):
+            assert bad.failed is not None
+            assert "cannot listen on 203.0.113.7:8765" in bad.failed
+            assert "settings host/port" in bad.failed
 
     run(scenario())
 

@@ -41,12 +41,14 @@ from twin.messages import AudioFrame, Message, MissionEvent
 class _Paced:
     """Publishes frames at real-time pace (scaled by ``speed``) from a common start."""
 
-    def __init__(self, actor: Actor, stream: str, frame_ms: int, speed: float = 1.0) -> None:
+    def __init__(self, actor: Actor, stream: str, frame_ms: int, speed: float = 1.0,
+                 start_s: float = 0.0) -> None:
         self.actor = actor
         self.stream = stream
         self.frame_s = frame_ms / 1000
         self.speed = speed
         self.framer = Framer(frame_ms)
+        self.framer.emitted = round(start_s * SAMPLE_RATE)  # stream time goes on from here
         self.started = time.monotonic()
         self.sent = 0
 
@@ -60,6 +62,15 @@ class _Paced:
             await self.actor.publish(AudioFrame(pcm=pcm, start=round(start, 3),
                                                 stream=self.stream))
             self.sent += 1
+
+
+def stream_end(history: Sequence[Message]) -> float:
+    """After a restart: the stream time where the source's last published frame ended (its
+    stream goes on from there: the recogniser's clock never runs backwards)."""
+    frames = [m for m in history if isinstance(m, AudioFrame)]
+    if not frames:
+        return 0.0
+    return frames[-1].start + len(frames[-1].pcm) / 2 / SAMPLE_RATE
 
 
 # ---------------------------------------------------------------------------- wav file
@@ -85,6 +96,10 @@ class WavSource(Actor):
         super().__init__(*args, **kwargs)
         self._task: asyncio.Task[None] | None = None
         self.done = False
+        self._resume_s = 0.0  # after a restart: play on from here, not from the start
+
+    async def recover(self, history: Sequence[Message]) -> None:
+        self._resume_s = stream_end(history)
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -102,11 +117,12 @@ class WavSource(Actor):
             np.zeros(int(settings.lead_in_s * SAMPLE_RATE), np.int16),
             resample(wav.samples, last=True),
             np.zeros(int(settings.tail_s * SAMPLE_RATE), np.int16),
-        ])
+        ])[round(self._resume_s * SAMPLE_RATE):]
         self._task = asyncio.create_task(self._play(audio, settings))
 
     async def _play(self, audio: FrameArray, settings: WavSettings) -> None:
-        paced = _Paced(self, settings.stream, settings.frame_ms, settings.speed)
+        paced = _Paced(self, settings.stream, settings.frame_ms, settings.speed,
+                       start_s=self._resume_s)
         await paced.send(audio)
         for start, pcm in paced.framer.flush():
             await self.publish(AudioFrame(pcm=pcm, start=round(start, 3), stream=settings.stream))
@@ -173,6 +189,10 @@ class MicrophoneSource(Actor):
         self._audio: Any = None
         self._stream: Any = None
         self.device = ""
+        self._resume_s = 0.0  # after a restart: the stream time goes on from here
+
+    async def recover(self, history: Sequence[Message]) -> None:
+        self._resume_s = stream_end(history)
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -201,7 +221,7 @@ class MicrophoneSource(Actor):
     async def _listen(self, settings: MicrophoneSettings, frames: int) -> None:
         resample = Resampler(settings.rate, 1)
         paced = _Paced(self, settings.stream, settings.frame_ms,
-                       speed=1.0 if settings.pace else 1e9)
+                       speed=1.0 if settings.pace else 1e9, start_s=self._resume_s)
         try:
             while True:
                 data = await asyncio.to_thread(self._stream.read, frames, False)

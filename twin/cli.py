@@ -12,6 +12,7 @@
     twin bench avatar
     twin bench emotion
     twin bench turn [--mission FILE] [--config FILE] [--no-plain] [--table]
+    twin bench faults [--config FILE] [--actors a,b] [--table]
     twin eval emotion --data FILE.csv [--json]
     twin eval dialogue --questions FILE [--mission FILE] [--config FILE] [--json]
     twin chat MISSION [--config FILE] [--model NAME]
@@ -534,6 +535,29 @@ def bench_turn(
     figures = run_turn_bench(mission=str(mission) if mission else None,
                              config=str(config) if config else None, plain=plain)
     typer.echo(format_turn_bench(figures) if table else json.dumps(figures, indent=2))
+
+
+@bench_app.command("faults")
+def bench_faults(
+    config: Annotated[Path | None, typer.Option(help="the session's config (default: configs/default.yaml)")] = None,
+    actors: Annotated[str | None, typer.Option(help="comma-separated actors to kill, in order (default: every one but the recorder)")] = None,
+    table: Annotated[bool, typer.Option(help="a table instead of JSON")] = False,
+) -> None:
+    """Recovery from SIGKILL, per actor: a whole session on Ray with a recorded operator; after
+    each answer the next actor's process is killed; how long until it is a started process
+    again, and whether (and how soon) the operator's next command is answered, beside the
+    answers before any kill. About 4 minutes."""
+    from twin.bench_faults import format_faults, run_faults_bench
+
+    if config is not None and not config.is_file():
+        raise _fail(f"--config {config}: no such file")
+    chosen = tuple(name.strip() for name in actors.split(",") if name.strip()) if actors else None
+    try:
+        figures = run_faults_bench(config, chosen, progress=lambda text: typer.echo(
+            f"bench faults: {text}", err=True))
+    except ValueError as error:
+        raise _fail(f"bench faults: {error}") from None
+    typer.echo(format_faults(figures) if table else json.dumps(figures, indent=2))
 
 
 @bench_app.command("bus")

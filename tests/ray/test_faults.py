@@ -1,6 +1,7 @@
-"""Faults on a real Ray: the speech recogniser's process SIGKILLed between two operator turns and
-in the middle of one. Ray starts it again; it must hear the operator again, close the turn the
-crash cut (so that nothing waits for it), and the twin must answer the next question."""
+"""Faults on a real Ray: each actor's process SIGKILLed in turn between two operator commands,
+the speech recogniser also in the middle of one; two sessions side by side on one machine.
+Ray starts a killed actor again; it must catch up from the log, a turn the crash cut must be
+closed (so that nothing waits for it), and the twin must answer the next command."""
 
 from __future__ import annotations
 
@@ -8,35 +9,28 @@ import asyncio
 import os
 import signal
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
+from twin.bench_faults import KILLED_IN_ORDER, kill_each, operator_audio
 from twin.config import load_config, load_mission
 from twin.log import LogReader
-from twin.messages import Message, SpeechEnded, SpeechStarted, Transcript, TwinUtterance
+from twin.messages import (
+    AudioFrame,
+    Message,
+    SpeechEnded,
+    SpeechStarted,
+    Transcript,
+    TwinUtterance,
+)
 from twin.runtime import Session
 from twin.testing import core_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND = ROOT / "tests" / "fixtures" / "speech" / "goforward.raw"  # "go forward ten meters"
-
-
-def operator_audio(path: Path, times: int = 6, gap_s: float = 4.0) -> Path:
-    """The same real spoken command ``times`` times, ``gap_s`` of silence after each."""
-    command = np.frombuffer(COMMAND.read_bytes(), "<i2")
-    silence = np.zeros(int(gap_s * 16000), np.int16)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(np.concatenate([command, silence] * times).astype("<i2").tobytes())
-    return path
 
 
 def logged(path: Path) -> list[Message]:
@@ -46,11 +40,34 @@ def logged(path: Path) -> list[Message]:
         return list(reader.messages())
 
 
-@pytest.mark.parametrize("when", ["between turns", "mid-turn"])
-def test_a_sigkilled_recogniser_hears_again_and_the_next_question_is_answered(
-        tmp_path: Path, when: str) -> None:
+def test_each_actor_sigkilled_in_turn_comes_back_and_the_next_command_is_answered(
+        tmp_path: Path) -> None:
+    """One session (the test config's actors and models), a real recorded command said every
+    14 s; after each answer one more actor's process is SIGKILLed (twin bench faults)."""
+    config = load_config(ROOT / "configs" / "test.yaml")
+    recoveries, baseline, log_path, notices = kill_each(config, KILLED_IN_ORDER, tmp_path)
+    assert [r.actor for r in recoveries] == list(KILLED_IN_ORDER)
+    for recovery in recoveries:
+        assert f"actor {recovery.actor} was restarted; recovering from the log" in notices
+        assert recovery.restarted_s is not None, recovery
+        assert recovery.answered, recovery
+    assert baseline
+    messages = logged(log_path)
+    envelopes = [(m.source, m.seq) for m in messages]
+    assert len(envelopes) == len(set(envelopes)), "a message was logged twice"
+    for source in {m.source for m in messages}:  # each publisher's seq goes on, no gaps
+        seqs = [m.seq for m in messages if m.source == source]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), source
+    frames = [m.start for m in messages if isinstance(m, AudioFrame)]
+    assert frames == sorted(frames), "the restarted source played its stream again"
+    begun = [m.turn for m in messages if isinstance(m, SpeechStarted)]
+    assert begun == sorted(set(begun)), "turn numbers restarted or repeated"
+
+
+def test_a_recogniser_sigkilled_mid_turn_closes_the_turn_and_hears_again(
+        tmp_path: Path) -> None:
     base = load_config(ROOT / "configs" / "test.yaml")
-    wav = operator_audio(tmp_path / "operator.wav")
+    wav = operator_audio(tmp_path / "operator.wav", times=6, gap_s=4.0)
     config = core_config(base, tmp_path, speech=base.actors["speech"].model_dump(by_alias=True),
                          dialogue=base.actors["dialogue"].model_dump(by_alias=True),
                          operator_audio={"class": "actors.sources.WavSource",
@@ -62,13 +79,10 @@ def test_a_sigkilled_recogniser_hears_again_and_the_next_question_is_answered(
     killed: dict[str, Any] = {}
 
     def moment(messages: list[Message]) -> int | None:
-        """The operator turn to kill the recogniser at (its number), once it has come."""
-        finals = [m for m in messages if isinstance(m, Transcript) and m.final and m.text]
+        """The operator's second turn, once it has begun and while it lasts."""
         begun = [m for m in messages if isinstance(m, SpeechStarted)]
-        if when == "between turns" and finals and len(begun) == 1:
-            return finals[0].turn
         ended = {m.turn for m in messages if isinstance(m, SpeechEnded)}
-        if when == "mid-turn" and len(begun) == 2 and begun[1].turn not in ended:
+        if len(begun) == 2 and begun[1].turn not in ended:
             return begun[1].turn
         return None
 
@@ -94,12 +108,12 @@ def test_a_sigkilled_recogniser_hears_again_and_the_next_question_is_answered(
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), source
     begun = [m.turn for m in messages if isinstance(m, SpeechStarted)]
     assert begun == sorted(set(begun)), "turn numbers restarted or repeated"
-    if when == "mid-turn":  # the cut turn is closed, saying so, and the twin asks again
-        cut = killed["turn"]
-        assert any(isinstance(m, SpeechEnded) and m.turn == cut and m.lost for m in messages)
-        assert any(isinstance(m, Transcript) and m.final and m.turn == cut and not m.text
-                   for m in messages)
-        assert any(isinstance(m, TwinUtterance) and m.turn == cut and m.text for m in messages)
+    # the cut turn is closed, saying so, and the twin asks again
+    cut = killed["turn"]
+    assert any(isinstance(m, SpeechEnded) and m.turn == cut and m.lost for m in messages)
+    assert any(isinstance(m, Transcript) and m.final and m.turn == cut and not m.text
+               for m in messages)
+    assert any(isinstance(m, TwinUtterance) and m.turn == cut and m.text for m in messages)
     # the recogniser hears again: later commands become transcripts, and the twin answers
     later = [m for m in messages if isinstance(m, Transcript) and m.final
              and m.t > killed["at"] and "forward" in m.text.lower()]

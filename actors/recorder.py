@@ -4,13 +4,16 @@ It subscribes to every message type and never drops (its inbox is lossless). Mes
 committed in small batches — every ``commit_interval_ms`` or ``commit_max_messages``, whichever
 comes first — on a worker thread, so the actor keeps taking deliveries while SQLite syncs. A
 batch is *acknowledged* when its transaction has committed: ``health()["committed"]`` counts them,
-and a session killed at any moment leaves all of them readable.
+and a session killed at any moment leaves all of them readable. A delivery over Ray returns only
+then, so a recorder killed with messages not yet written is sent them again when Ray has
+started it anew (its inbox then takes every batch as it comes; the log keeps each message once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +48,7 @@ class Recorder(Actor):
         self._stopping = False
         self.committed = 0
         self.batches = 0
+        self._written = asyncio.Condition()  # notified when messages are committed
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -55,6 +59,15 @@ class Recorder(Actor):
         self._interval = settings.commit_interval_ms / 1000
         self._max = settings.commit_max_messages
         self._writer = asyncio.create_task(self._write_loop(), name="recorder-writer")
+
+    async def deliver(self, sender: str, batch_no: int, batch: Sequence[bytes]) -> None:
+        """Acknowledged once its messages are on disk: a batch the recorder dies with is never
+        acknowledged, so Ray delivers it again to the restarted recorder (and the log keeps a
+        message it already holds once)."""
+        await super().deliver(sender, batch_no, batch)
+        mark = self.inbox.stats.accepted  # the inbox is in order: all up to here are this
+        async with self._written:         # batch and those before it
+            await self._written.wait_for(lambda: self.committed >= mark)
 
     async def on_message(self, message: Message) -> None:
         self._pending.append(message)
@@ -78,6 +91,8 @@ class Recorder(Actor):
         await asyncio.to_thread(self._log.append, batch)
         self.committed += len(batch)
         self.batches += 1
+        async with self._written:
+            self._written.notify_all()
 
     async def on_stop(self) -> None:
         self._stopping = True

@@ -102,7 +102,7 @@ class Actor:
             # Ray redelivers to the new process at once, mid-sequence and before the supervisor
             # calls start(recovering=True): the batches before were lost with the old process,
             # so each publisher's next one starts its sequence here (else all wait for them).
-            self.inbox.resync()
+            self.inbox.resync(unordered=self.lossless)
         self.started = False
         self.failed: str | None = None
         self.handled = 0
@@ -173,7 +173,7 @@ class Actor:
             return self.health()
         try:
             if recovering:
-                self.inbox.resync()
+                self.inbox.resync(unordered=self.lossless)
                 history = await asyncio.to_thread(self._own_history)
                 if history:
                     self._seq = max(message.seq for message in history) + 1

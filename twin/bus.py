@@ -60,6 +60,7 @@ class InboxStats:
     duplicates: int = 0
     malformed: int = 0
     max_depth: int = 0
+    accepted: int = 0  # messages queued since the start, all told
 
 
 class Inbox:
@@ -73,16 +74,30 @@ class Inbox:
         self._expected: dict[str, int] = {}  # next batch number per publisher link
         self._pending: dict[str, dict[int, Sequence[Message]]] = {}
         self._accept_any_first = False
+        self._unordered = False
+        self._seen: dict[str, set[int]] = {}  # unordered: the batches taken, per publisher
         self._order = asyncio.Lock()
         self._changed = asyncio.Condition()
 
-    def resync(self) -> None:
-        """After a restart: take each publisher's next batch as the start of its sequence."""
+    def resync(self, *, unordered: bool = False) -> None:
+        """After a restart: take each publisher's next batch as the start of its sequence; or
+        (``unordered``, for a subscriber that must lose nothing: the recorder) take every batch
+        as it comes, the ones sent again after the restart too, each once."""
         self._accept_any_first = True
+        self._unordered = self._unordered or unordered
 
     async def put(self, sender: str, batch_no: int, messages: Sequence[Message]) -> None:
         """Add one numbered batch from ``sender``; returns once it is queued (or dropped)."""
         async with self._order:
+            if self._unordered:
+                seen = self._seen.setdefault(sender, set())
+                if batch_no in seen:
+                    self.stats.duplicates += 1
+                    return
+                seen.add(batch_no)
+                for message in messages:
+                    await self._append(message)
+                return
             expected = self._expected.get(sender)
             if expected is None:
                 expected = batch_no if self._accept_any_first else 0
@@ -120,6 +135,7 @@ class Inbox:
                 else:
                     await self._changed.wait_for(lambda: len(self._queue) < self.capacity)
             self._queue.append(message)
+            self.stats.accepted += 1
             self.stats.max_depth = max(self.stats.max_depth, len(self._queue))
             self._changed.notify_all()
 

@@ -540,7 +540,7 @@ def bench_turn(
 @bench_app.command("faults")
 def bench_faults(
     config: Annotated[Path | None, typer.Option(help="the session's config (default: configs/default.yaml)")] = None,
-    actors: Annotated[str | None, typer.Option(help="comma-separated actors to kill, in order (default: every one but the recorder)")] = None,
+    actors: Annotated[str | None, typer.Option(help="comma-separated actors to kill, in order (default: every one, the recorder last)")] = None,
     table: Annotated[bool, typer.Option(help="a table instead of JSON")] = False,
 ) -> None:
     """Recovery from SIGKILL, per actor: a whole session on Ray with a recorded operator; after

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_type ON messages(type);
 CREATE INDEX IF NOT EXISTS messages_turn ON messages(turn);
 CREATE INDEX IF NOT EXISTS messages_t ON messages(t);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages(source, seq, t, type);
 """
 
 
@@ -101,8 +102,10 @@ class SessionLog:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
-                "INSERT INTO messages(t, type, turn, source, seq, data) VALUES (?,?,?,?,?,?)", rows
-            )
+                # a message sent again after the recorder's restart (the same source, seq,
+                # time and type: the same message) is kept once
+                "INSERT OR IGNORE INTO messages(t, type, turn, source, seq, data) "
+                "VALUES (?,?,?,?,?,?)", rows)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

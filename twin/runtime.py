@@ -442,14 +442,12 @@ class Session:
                             restartable: bool = True) -> None:
         name, spec = watch.placed.name, watch.placed.spec
         policy = spec.on_failure
-        if _records_everything(watch):
-            policy = "end"  # without the recorder nothing is kept: never carry on
         budget = spec.max_restarts
         action: Literal["restart", "degrade", "end"]
         if policy == "restart" and restartable and (budget < 0 or watch.restarts < budget):
             action = "restart"
-        elif policy == "end":
-            action = "end"
+        elif policy == "end" or _records_everything(watch):
+            action = "end"  # without the recorder nothing is kept: never carry on
         else:
             action = "degrade"
         self.on_notice(f"actor {name} {problem}; "

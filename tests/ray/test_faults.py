@@ -20,6 +20,7 @@ from twin.log import LogReader
 from twin.messages import (
     AudioFrame,
     Message,
+    Metric,
     SpeechEnded,
     SpeechStarted,
     Transcript,
@@ -56,10 +57,10 @@ def test_each_actor_sigkilled_in_turn_comes_back_and_the_next_command_is_answere
     envelopes = [(m.source, m.seq) for m in messages]
     assert len(envelopes) == len(set(envelopes)), "a message was logged twice"
     for source in {m.source for m in messages}:  # each publisher's seq goes on, no gaps
-        seqs = [m.seq for m in messages if m.source == source]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), source
+        seqs = sorted(m.seq for m in messages if m.source == source)  # (a recorder restarted
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), source  # writes late ones)
     frames = [m.start for m in messages if isinstance(m, AudioFrame)]
-    assert frames == sorted(frames), "the restarted source played its stream again"
+    assert len(frames) == len(set(frames)), "the restarted source played its stream again"
     begun = [m.turn for m in messages if isinstance(m, SpeechStarted)]
     assert begun == sorted(set(begun)), "turn numbers restarted or repeated"
 
@@ -162,3 +163,38 @@ def test_two_sessions_on_one_ray_each_have_a_working_page(tmp_path: Path) -> Non
         with LogReader(result.log_path) as reader:
             errors = [m for m in reader.messages(types=["actor_error"])]
         assert not errors, errors
+
+
+def test_a_sigkilled_recorder_comes_back_and_the_log_loses_nothing(tmp_path: Path) -> None:
+    """A ticker publishes 3000 numbered messages in 15 s; the recorder's process is SIGKILLed
+    when about a third are in the log. Every one of them is in the log, once."""
+    count = 3000
+    base = load_config(ROOT / "configs" / "test.yaml")
+    config = core_config(base, tmp_path, ticker={
+        "class": "twin.testing.Ticker", "settings": {"interval_s": 0.005, "count": count}})
+    mission = load_mission(ROOT / "missions" / "route_clearance.yaml")
+    session = Session(config, mission, speed=8)  # 22 s of mission
+    notices: list[str] = []
+    session.on_notice = notices.append
+
+    def ticks() -> list[float]:
+        return [m.value for m in logged(session.log_path)
+                if isinstance(m, Metric) and m.source == "ticker"]
+
+    async def scenario() -> Any:
+        task = asyncio.create_task(session.run(timeout=120))
+        while len(ticks()) < count // 3:
+            assert not task.done()
+            await asyncio.sleep(0.1)
+        health = await session.watches["recorder"].placed.call("health")
+        os.kill(int(health["incarnation"].split("-")[0]), signal.SIGKILL)
+        return await task
+
+    result = asyncio.run(scenario())
+    assert result.reason.startswith("mission ended"), result.reason
+    assert any("recorder was restarted" in notice for notice in notices), notices
+    logged_ticks = ticks()
+    assert sorted(logged_ticks) == list(range(count))  # none lost, none twice
+    with LogReader(result.log_path) as reader:
+        events = [m for m in reader.messages(types=["mission_event"])]
+    assert events[-1].kind == "mission_ended"

@@ -32,6 +32,10 @@ them. Anything else (the operator went on, other words, an event between) drops 
 With ``llm_role: extend`` (tiny models) the policy's grounded sentence is said first and the
 model only adds to it, once that sentence's ``Speech`` is out (at most ``speech_wait_s`` later).
 
+After a crash (Ray starts the process again) the mind is caught up from the session log before
+the first message is handled: the mission's events, the operator's state and words, the
+conversation the model had (each question it answered, and its reply) and what was reported.
+
 Proactive reports wait while the operator is speaking: a flash report goes out when their turn
 ends, the others after the answer to that turn (or ``report_wait_s`` later if no transcript
 comes).
@@ -42,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import re
 import threading
 import time
@@ -119,6 +124,8 @@ class DialogueSettings(BaseModel):
                                  "first, at most this long if no transcript comes (flash "
                                  "reports do not wait)")
 
+
+log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")  # content-ish words: four letters or more
 # words that link a sentence to the one before without saying anything new
@@ -233,6 +240,7 @@ class Dialogue(Actor):
         # (decision, turn, monotonic time its trigger arrived)
         self._queue: asyncio.Queue[tuple[Decision, int, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._recovering = False  # started again after a crash
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -240,6 +248,7 @@ class Dialogue(Actor):
         turns = [m.turn - REPORT_TURNS for m in history
                  if m.turn is not None and m.turn > REPORT_TURNS]
         self.reports = max(turns, default=0)
+        self._recovering = True  # on_start catches the mind up from the log
 
     async def on_start(self) -> None:
         mission = self.session.mission
@@ -258,8 +267,35 @@ class Dialogue(Actor):
             self.mind.conversation.max_chars = conversation_chars(chat, self.mind.prefix)
         self.grounds = Grounds([self.mind.prefix, *(text for _, text in read_notes(
             mission.knowledge))], common_words=ordinary_words(self.config.knowledge_model))
+        if self._recovering:
+            await asyncio.to_thread(self._catch_up)
         await self._warm_up()
         self._worker = asyncio.create_task(self._speak_in_order())
+
+    def _catch_up(self) -> None:
+        """After a restart: the mind (the mission so far, the conversation, what was reported)
+        and the checker's grounds (events, the operator's words) from the session log."""
+        from twin.log import LogError, LogReader
+
+        path = self.session.log_path
+        if self.mind is None or path is None:
+            return
+        tags = ["mission_event", "operator_state", "transcript", "twin_decision",
+                "twin_utterance"]
+        try:
+            with LogReader(path) as reader:
+                messages = [m for m in reader.messages(types=tags)
+                            if not (isinstance(m, Transcript) and not m.final)]
+        except LogError:
+            return
+        for message in messages:
+            if isinstance(message, MissionEvent):
+                self.grounds.add(f"{message.text} {' '.join(message.facts)}")
+            elif isinstance(message, Transcript):
+                self.grounds.add(spoken_numbers(message.text))
+        restored = self.mind.catch_up(messages, self.name)
+        log.warning("dialogue: caught up from the log: %d exchanges, %d reports", restored,
+                    len(self.mind.self_model.reported))
 
     def _load_knowledge(self) -> Any:
         from actors.knowledge import Knowledge

@@ -567,6 +567,39 @@ class Mind:
         elif isinstance(message, SpeechCut):
             self.self_model.cut_off = message.unspoken_text.strip() or None
 
+    def catch_up(self, messages: Sequence[Message], twin: str) -> int:
+        """After a restart: the mission so far (its events, the operator's state and words) and
+        what the twin itself said (``twin``: the source of its replies), from the session log,
+        oldest first. The conversation gets each question the model answered and its reply
+        (as a turn message without the events, which the next turn tells again); the reports
+        count as reported. Returns the number of exchanges restored."""
+        decisions = {m.turn: m for m in messages
+                     if isinstance(m, TwinDecision) and m.source == twin and m.turn is not None}
+        said: dict[int, list[str]] = {}
+        events = {m.name: m for m in messages if isinstance(m, MissionEvent)}
+        for message in messages:
+            if isinstance(message, TwinUtterance) and message.source == twin:
+                if message.turn is not None and message.text:
+                    said.setdefault(message.turn, []).append(message.text)
+            elif isinstance(message, MissionEvent | OperatorState | Transcript):
+                self.observe(message)
+        restored = 0
+        for turn, decision in sorted(decisions.items()):
+            words = " ".join(said.get(turn, []))
+            if decision.trigger == "report":
+                name = next((e.id.removeprefix("event:") for e in decision.evidence
+                             if e.id.startswith("event:")), None)
+                event = events.get(name or "")
+                if event is not None:
+                    self.self_model.reported.add(f"{event.kind}:{event.name}")
+                self.self_model.reported.update(e.id for e in decision.evidence)
+            elif decision.intent in ("answer", "recommend") and not decision.hedge and words:
+                self.conversation.add(f"{self.operator.callsign} asks: {decision.question}",
+                                      words)
+                self.self_model.history.append((decision.question, words))
+                restored += 1
+        return restored
+
     def _enter_phase(self, phase_id: str) -> None:
         phase = next((p for p in self.mission.phases if p.id == phase_id), None)
         if phase is None:

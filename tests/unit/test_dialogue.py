@@ -573,3 +573,56 @@ def test_a_follow_up_is_not_asked_when_the_first_answer_was_not_the_models(
             assert len(hedged) == 1
 
     run(scenario())
+
+
+def test_a_restarted_dialogue_catches_up_from_the_session_log(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """After a crash: the conversation so far (what the model answered), what was reported
+    and the mission's events come back from the log, so a follow-up still works and a routine
+    report is not said twice."""
+    from twin.log import LogReader, SessionLog
+    from twin.messages import EvidenceRef
+
+    log_path = tmp_path / "s.db"
+    log = SessionLog.create(log_path, {"session": "test"})
+    inject = next(i for i in MISSION.injects if i.priority == "routine")
+    event = MissionEvent(kind="inject", mission=MISSION.name, mission_time=15.0, name=inject.id,
+                         text=inject.text, priority=inject.priority, facts=list(inject.facts),
+                         source="mission", seq=0, t=1.0)
+    log.append([
+        event,
+        TwinDecision(trigger="report", intent="report", style="brief", hedge=False,
+                     confidence=1.0, turn=1_000_001, source="dialogue", seq=0, t=1.1,
+                     evidence=[EvidenceRef(id=f"event:{inject.id}", source="met", score=1.0,
+                                           text=inject.text)]),
+        TwinUtterance(text="Met update.", index=0, final=True, intent="report",
+                      turn=1_000_001, source="dialogue", seq=1, t=1.2),
+        question("What frequency is the troop net on?", 1),
+        TwinDecision(trigger="question", intent="answer", style="brief", hedge=False,
+                     confidence=0.9, question="What frequency is the troop net on?", turn=1,
+                     source="dialogue", seq=2, t=2.1),
+        TwinUtterance(text="The troop net is on 44.175 MHz.", index=0, final=False, turn=1,
+                      source="dialogue", seq=3, t=2.2),
+        TwinUtterance(text="", index=1, final=True, turn=1, source="dialogue", seq=4, t=2.3),
+    ])
+    log.close()
+    actor = make(monkeypatch, ["Ready.", "The alternate is 46.900 MHz."])
+    actor.session = SessionInfo(id="test", mission=MISSION, log_path=log_path)
+
+    async def scenario() -> None:
+        with LogReader(log_path) as reader:  # its own messages, as the runtime gives them
+            await actor.recover(list(reader.messages(source="dialogue")))
+        async with Harness(actor) as harness:
+            mind = actor.mind
+            assert mind is not None
+            assert [said for _, said in mind.conversation.turns] == [
+                "The troop net is on 44.175 MHz."]
+            assert f"inject:{inject.id}" in mind.self_model.reported
+            assert actor.reports == 1  # the twin's own turns go on from there
+            assert mind.decide_report(event) is None  # routine, and already reported
+            await harness.send(question("And the alternate?", 2))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 2 and m.final)
+            prompt = roles_and_texts(RecordingChat.seen[-1])
+            assert ("ai", "The troop net is on 44.175 MHz.") in prompt  # the follow-up's context
+
+    run(scenario())

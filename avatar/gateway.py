@@ -263,6 +263,8 @@ class AvatarGateway(Actor):
         if turn is None:
             return None
         if isinstance(message, SpeechEnded):
+            if message.lost:  # closed after a crash of the recogniser: no voice end to count from
+                return None
             self._turns[turn] = _TurnTimes(ended=message.anchor, decided=message.t)
             while len(self._turns) > 64:
                 self._turns.pop(next(iter(self._turns)))

@@ -337,3 +337,20 @@ def test_a_turn_the_operator_went_on_with_says_so(tmp_path: Path) -> None:
     turns = {t.turn: t for t in review.turns}
     assert turns[1].reply == "" and "went on with it in turn 2" in turns[1].cut
     assert turns[2].cut == "" and turns[2].reply == "Cordon at 200 m."
+
+
+def test_a_turn_the_recogniser_crashed_in_says_so_and_counts_no_latency(tmp_path: Path) -> None:
+    turn = [at(8, SpeechStarted(at=8, turn=1), "speech"),
+            at(11, SpeechEnded(at=8, duration=0.0, turn=1, voice_end=T0 + 11, lost=True),
+               "speech"),
+            at(11.1, Transcript(text="", final=True, confidence=0.0, turn=1), "speech"),
+            at(11.2, TwinDecision(trigger="question", intent="clarify", style="brief",
+                                  hedge=False, confidence=1.0, turn=1), "dialogue"),
+            at(11.3, TwinUtterance(text="Say again? I did not catch that.", index=0, final=True,
+                                   intent="clarify", turn=1), "dialogue")]
+    messages = [event(0, "mission_started", "drill", 0, text="Review drill"), *turn]
+    review = read_session(write_log(tmp_path / "s1.db", messages))
+    row = next(t for t in review.turns if t.turn == 1)
+    assert "recogniser crashed during this turn" in row.cut
+    assert row.reply == "Say again? I did not catch that."
+    assert "total" not in row.latency  # no end of the voice to count from

@@ -447,7 +447,10 @@ def _turn_row(turn: _Turn, rel: Callable[[float], float]) -> TurnRow:
     sentences = sorted(turn.sentences, key=lambda s: (s.t, s.index))
     row.reply = " ".join(s.text.strip() for s in sentences).strip()
     row.sentences = len(sentences)
-    if turn.cut is not None:
+    lost = turn.ended is not None and turn.ended.lost
+    if lost:
+        row.cut = "the speech recogniser crashed during this turn: its words were lost"
+    elif turn.cut is not None:
         row.cut = f"interrupted ({turn.cut.reason}) after: {turn.cut.spoken_text!r}"
     elif turn.went_on is not None:
         row.cut = f"the operator went on with it in turn {turn.went_on}: its reply withdrawn"
@@ -455,8 +458,8 @@ def _turn_row(turn: _Turn, rel: Callable[[float], float]) -> TurnRow:
         row.emotion = turn.emotion.label
     # stage times: end of voice -> end of turn decided -> final transcript -> decision -> first
     # sentence -> first audio
-    marks = [
-        turn.ended.anchor if turn.ended else None,
+    marks = [  # (a turn closed after a crash has no voice end to count from)
+        turn.ended.anchor if turn.ended and not lost else None,
         turn.ended.t if turn.ended else None,
         turn.finals[0].t if turn.finals else None,
         decision.t if decision else None,

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin.files import FILE_MODE, private_dir
+
 
 class ChatSettings(BaseModel):
     """Which chat model the dialogue uses, and its generation limits."""
@@ -204,7 +206,9 @@ class PrefixCache:
     Reading a whole mission takes a 1.5B model tens of seconds on two cores; a session (or a
     restarted Dialogue) with the same model, context and prefix loads the state back in about a
     second instead (llama.cpp's state file: the KV cache and its tokens). Keyed by the model
-    file, ``n_ctx`` and the prefix text; the ``keep`` newest files are kept.
+    file, ``n_ctx`` and the prefix text; the ``keep`` newest files are kept. The state holds
+    the prompt (the mission and its notes): its files are its owner's only (0600, the folder
+    0700 when made here).
     """
 
     def __init__(self, folder: Path | None = None, *, keep: int = 6) -> None:
@@ -250,7 +254,7 @@ class PrefixCache:
         """Save ``llm``'s state (what it has read, the prefix first) for ``prefix``."""
         import llama_cpp
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)  # the state holds the prompt: the mission and its notes
         path = self.path(llm, prefix)
         n = int(llm.n_tokens)
         tokens = (llama_cpp.llama_token * n)(*llm.input_ids[:n].tolist())
@@ -258,6 +262,7 @@ class PrefixCache:
         if not llama_cpp.llama_state_save_file(llm.ctx, str(partial).encode(), tokens, n):
             partial.unlink(missing_ok=True)
             raise OSError(f"llama.cpp could not save its state to {partial}")
+        os.chmod(partial, FILE_MODE)
         os.replace(partial, path)
         saved = sorted(self.folder.glob("*.llama-state"), key=lambda p: p.stat().st_mtime)
         for old in saved[: max(0, len(saved) - self.keep)]:

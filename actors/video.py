@@ -12,11 +12,14 @@ cannot be decoded comes back as ``None`` and the tracker counts it.
 
 ``VideoRecorder`` writes the frames the tracker saw to a video file: recording video is an
 explicit configuration choice (``record``); by default nothing but features leaves the tracker.
+A recording shows the operator's face: it is created readable by its owner only (0600, its
+folder 0700 when the recorder makes it; ``twin.files``).
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import time
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.actor import ActorFailed
+from twin.files import FILE_MODE, private_file
 
 Frame = npt.NDArray[np.uint8]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -181,12 +185,17 @@ class VideoRecorder:
         import cv2
 
         if self._writer is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:  # 0600 before OpenCV writes to it (it truncates the file, keeping its mode)
+                private_file(self.path)
+            except OSError as error:
+                raise ActorFailed(f"{self.path}: cannot write a video file here ({error})"
+                                  ) from None
             height, width = frame.shape[:2]
             writer = cv2.VideoWriter(self.path, cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
                                      (width, height))
             if not writer.isOpened():
                 raise ActorFailed(f"{self.path}: cannot write a video file here")
+            os.chmod(self.path, FILE_MODE)  # in case the writer made the file anew
             self._writer = writer
         self._writer.write(frame)  # type: ignore[attr-defined]
         self.written += 1

@@ -8,6 +8,10 @@ and skips (and counts) records it cannot decode instead of failing, so a log wri
 or newer twin stays readable; a file cut short still opens (``LogReader.damaged`` says why), and
 its readable rows can be read (queries that reach a missing page raise ``sqlite3.DatabaseError``).
 
+The log holds the operator's voice and words: it is created readable by its owner only (0600,
+its folder 0700 when the twin makes it; ``twin.files``), and SQLite gives its ``-wal`` and
+``-shm`` files the same mode.
+
 Layout (schema version 1)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)            -- JSON values
@@ -27,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from twin.files import private_file
 from twin.messages import Message, MessageError, decode, encode, tag_of
 
 SCHEMA_VERSION = 1
@@ -77,7 +82,10 @@ class SessionLog:
         path = Path(path)
         if path.exists():
             raise LogError(f"{path}: a session log already exists here")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            private_file(path, exclusive=True)  # 0600 before SQLite writes a byte of it
+        except FileExistsError:
+            raise LogError(f"{path}: a session log already exists here") from None
         db = _connect(path)
         try:
             db.executescript(_SCHEMA)

@@ -17,7 +17,8 @@ part. Its reply streams through the chain ``ChatPromptTemplate | chat model`` (`
 no output parser: closing a stream through ``StrOutputParser`` reads the model to its last
 token, which held the model for seconds after every reply cut short) and is cut into sentences
 as they complete; each sentence is checked before it is published (``twin.grounding``: every
-value in it must be in the mission, the events so far or the operator's words): a failing
+value in it must be in the mission, the events so far or the operator's words; and none may
+read out the prompt's instructions or a secret, whatever an operator or a note asked): a failing
 sentence is dropped with its reason logged, a model that says the notes do not hold the answer
 gives a hedge, and a reply with nothing left becomes the hedged grounded sentence. A model that
 fails or exceeds its time limit also gives way to it: the twin is never silent and never states
@@ -47,6 +48,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 import re
 import threading
 import time
@@ -65,7 +67,7 @@ from actors.chat import (
     split_sentences,
 )
 from twin.actor import Actor, ActorFailed
-from twin.grounding import Grounds, ordinary_words, value_phrases
+from twin.grounding import Confidential, Grounds, ordinary_words, value_phrases
 from twin.messages import (
     Interrupt,
     Message,
@@ -80,7 +82,7 @@ from twin.messages import (
     TwinUtterance,
 )
 from twin.mind import Decision, Mind, spoken_numbers
-from twin.prompt import read_notes
+from twin.prompt import NOT_IN_NOTES, read_notes
 
 
 class DialogueSettings(BaseModel):
@@ -163,6 +165,17 @@ def _echoes_instructions(sentence: str) -> str | None:
     if "[" in sentence or "]" in sentence or sentence.lstrip().startswith(("Reply:", "Event")):
         return "echoes the prompt's instructions"
     return None
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in ``value`` (a mission dumped to plain data): what the twin may quote."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 def _listed(items: Sequence[str]) -> str:
@@ -265,8 +278,15 @@ class Dialogue(Actor):
                          notes_budget_chars=notes_budget_chars(chat))
         if chat.backend == "llamacpp":  # the conversation gets what the prefix leaves
             self.mind.conversation.max_chars = conversation_chars(chat, self.mind.prefix)
-        self.grounds = Grounds([self.mind.prefix, *(text for _, text in read_notes(
-            mission.knowledge))], common_words=ordinary_words(self.config.knowledge_model))
+        notes = [text for _, text in read_notes(mission.knowledge)]
+        self.grounds = Grounds([self.mind.prefix, *notes],
+                               common_words=ordinary_words(self.config.knowledge_model))
+        # Prompt injection ("repeat your instructions") reads out nothing of the prompt but the
+        # mission's own words, and no secret.
+        key = os.environ.get(chat.api_key_env, "") if chat.backend == "openai" else ""
+        self.confidential = Confidential(
+            self.mind.prefix, facts=[*_texts(mission.model_dump(mode="json")), *notes,
+                                     NOT_IN_NOTES], secrets=[self.session.secret, key])
         if self._recovering:
             await asyncio.to_thread(self._catch_up)
         await self._warm_up()
@@ -649,11 +669,13 @@ class Dialogue(Actor):
                     if _NOT_IN_NOTES.search(sentence):
                         unknown = reply.index == 0 or unknown
                         break  # the model says the notes do not hold it
-                    problem = (_echoes_instructions(sentence) or self.grounds.check(sentence)
+                    leak = self.confidential.check(sentence)
+                    problem = (_echoes_instructions(sentence) or leak
+                               or self.grounds.check(sentence)
                                or _repeats(sentence, reply.spoken)
                                or _said_before(sentence, earlier))
-                    if problem:
-                        reply.rejected.append(f"{problem}: {sentence[:80]}")
+                    if problem:  # (a leak's words stay out of the log too)
+                        reply.rejected.append(problem if leak else f"{problem}: {sentence[:80]}")
                         if self.config.llm_role == "extend":
                             break  # a small model that left the evidence: stop it here
                         continue

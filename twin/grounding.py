@@ -11,6 +11,12 @@ file, the events so far with their facts, the operator's own words — and
 The check is by value, not by meaning: "200 m cordon" passes wherever the notes say 200, and a
 grid with one digit changed fails because its half is in no note. It is a guard against
 invention, not a proof of a right answer; the policy and the prompt do the rest.
+
+:class:`Confidential` guards the other way, against prompt injection ("repeat your instructions
+word for word", a note that asks for the configuration): :meth:`Confidential.check` says why a
+sentence reads out the twin's instructions (a run of ``run`` words of its prompt that is not the
+mission's own text, which the twin is there to tell) or a secret (a session secret, a key, or
+any word shaped like a credential), or ``None``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["Grounds", "figures", "numbers", "ordinary_words", "value_phrases"]
+__all__ = ["Confidential", "Grounds", "figures", "numbers", "ordinary_words", "value_phrases"]
 
 _UNITS = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -222,6 +228,62 @@ class Grounds:
                 invented.append(word)
         if invented:
             return f"states {', '.join(dict.fromkeys(invented))}, which nothing it knows holds"
+        return None
+
+
+_PLAIN_RE = re.compile(r"[a-z0-9]+")
+_CREDENTIAL_RE = re.compile(r"[A-Za-z0-9_-]{20,}")
+
+
+def _runs(text: str, length: int) -> set[tuple[str, ...]]:
+    """Every run of ``length`` words of ``text`` (lowercase letters and digits only)."""
+    words = _PLAIN_RE.findall(text.lower())
+    return {tuple(words[i:i + length]) for i in range(len(words) - length + 1)}
+
+
+def _credential_like(word: str) -> bool:
+    """Shaped like a token or a key, as no spoken word is: 20 characters or more (checked by
+    the caller), lowercase letters mixed with 4 or more digits, underscores and capitals
+    inside the word (a capital after a hyphen starts a word: "Anti-Armour")."""
+    marks = sum(1 for i, c in enumerate(word)
+                if c.isdigit() or c == "_" or (c.isupper() and i > 0 and word[i - 1] != "-"))
+    return marks >= 4 and any(c.islower() for c in word)
+
+
+class Confidential:
+    """What the twin must not say: its instructions and its secrets.
+
+    ``instructions`` is its prompt; ``facts`` the texts it may quote at length (the mission
+    file's texts and its notes): the prompt is read with each of them cut out, so a protected
+    run lies wholly in the prompt's own words (its rules, the lines around the facts), never
+    across a fact ("BULLDOG 1, SSgt Daniel Okafor: Patrol commander (expert)" is the roster,
+    not the prompt). ``secrets``: strings never to say (the session secret, an API key; those
+    under 8 characters are ignored)."""
+
+    def __init__(self, instructions: str, *, facts: Iterable[str] = (),
+                 secrets: Iterable[str] = (), run: int = 8) -> None:
+        self.run = run
+        text = " ".join(instructions.split())  # the prompt joins a fact's lines: so do these
+        plain = sorted({" ".join(fact.split()) for fact in facts} - {""}, key=len, reverse=True)
+        for fact in plain:
+            if fact in text:
+                text = re.sub(rf"(?<!\w){re.escape(fact)}(?!\w)", "\x00", text)
+        self.protected: set[tuple[str, ...]] = set()
+        for part in text.split("\x00"):
+            self.protected |= _runs(part, run)
+        for fact in plain:
+            self.protected -= _runs(fact, run)
+        self.secrets = [secret.lower() for secret in secrets if len(secret) >= 8]
+
+    def check(self, sentence: str) -> str | None:
+        """Why ``sentence`` gives away the instructions or a secret, or ``None``."""
+        lowered = sentence.lower()
+        if any(secret in lowered for secret in self.secrets):
+            return "says a secret of the session"
+        if any(_credential_like(word) for word in _CREDENTIAL_RE.findall(sentence)):
+            return "reads out something shaped like a credential"
+        if _runs(sentence, self.run) & self.protected:
+            return f"repeats its instructions ({self.run} words or more of its prompt)"
         return None
 
 

@@ -115,6 +115,7 @@ _TOKEN_RE = re.compile(r"\S+")
 
 
 _LETTER_RE = re.compile(r"(?<![\w.'-])([A-HJ-Z])(?![\w'-])")  # a capital standing alone, not "I"
+_MARKER_RE = re.compile(r"^\s*(?:[-*+#>|]+|\d+[.)])\s*")  # a list item's or heading's marker
 
 
 def _inner_letters(text: str) -> list[str]:
@@ -204,7 +205,8 @@ class Grounds:
         for name, number in _NUMBERED_RE.findall(text):
             if name.isupper():
                 self.numbered.add(f"{name.lower()} {_normal_number(number).lower()}")
-        self.letters.update(_LETTER_RE.findall(text))
+        for line in text.splitlines():  # a line (a list item, a heading) starts a sentence
+            self.letters.update(_inner_letters(_MARKER_RE.sub("", line)))
 
     def check(self, sentence: str) -> str | None:
         """Why ``sentence`` is not grounded (the values it states that nothing here holds),

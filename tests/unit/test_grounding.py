@@ -151,6 +151,15 @@ def test_a_capital_letter_standing_alone_is_a_value() -> None:
     assert grounds.check("I am not sure.") is None
 
 
+def test_the_article_a_in_the_notes_grounds_no_letter() -> None:
+    """"A" that starts a sentence, a list item or a heading of the notes is the article: it lets
+    no reply state a letter A as a value; "category A" inside a sentence does."""
+    grounds = Grounds(["Convoy: planned 1100-1500. A convoy late past 1500 waits.\n"
+                       "- A second pass needs an hour.\n## A note on casualties"])
+    assert grounds.check("Ellis's blood group is A.")
+    assert Grounds(["Evacuate as category A."]).check("Ellis is category A.") is None
+
+
 @pytest.mark.parametrize(("sentence", "phrases"), [
     ("BULLDOG 2 is with SSgt Daniel Okafor.", ["BULLDOG 2", "SSgt Daniel Okafor"]),
     ("The grid for CP1 ALDER is 33T VM 4385 6912.", ["CP1 ALDER", "33T VM 4385 6912"]),

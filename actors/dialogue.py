@@ -134,9 +134,14 @@ _WORD = re.compile(r"[a-z][a-z'-]{3,}")  # content-ish words: four letters or mo
 _LINKS = frozenset({"reason", "because", "that", "this", "which", "means", "therefore", "since",
                     "also", "then", "thus", "hence", "why"})
 # The model's way of saying that nothing it was given holds the answer (twin.prompt).
+# A small model often says it in its own words: "X is not specified", "no information on X".
 _NOT_IN_NOTES = re.compile(
     r"\b(?:do not|don't|does not|doesn't) (?:have|hold|say|give|mention)\b.{0,40}\bnotes\b|"
-    r"\bnot in the (?:mission )?notes\b", re.IGNORECASE)
+    r"\bnot in the (?:mission )?notes\b|"
+    r"\b(?:is|are|was|were) not (?:specified|mentioned|given|stated|listed|provided|known)"
+    r"(?=\s*(?:[.,;!]|$|in\b|anywhere\b|here\b))|"
+    r"\b(?:do|does|did) not (?:specify|mention|state|say)\b|"
+    r"\bno (?:information|details?|mention|record) (?:of|on|about|is|was)\b", re.IGNORECASE)
 # Sentences of the model's reply by style, at most.
 _SENTENCES = {"brief": 2, "standard": 3, "explanatory": 4}
 # Operator turns are numbered by the speech recogniser from 1; the twin's own turns (its

@@ -353,6 +353,12 @@ def test_the_model_saying_so_and_repeats() -> None:
                  "notes.", "That is not in the notes."]:
         assert _NOT_IN_NOTES.search(said), said
     assert not _NOT_IN_NOTES.search("The notes say the troop net is 44.175 MHz.")
+    for said in ["The water temperature right now is not specified.", "There is no "
+                 "information on hotels.", "The notes do not mention a manager."]:
+        assert _NOT_IN_NOTES.search(said), said  # the same, in a small model's words
+    for said in ["The route is not given priority.", "Ellis was not given fluids.",
+                 "Do not drive forward."]:
+        assert not _NOT_IN_NOTES.search(said), said
     assert _repeats("Troop net primary.", ["The troop net primary"])
     assert _repeats("Troop net alternate.", ["The troop net primary"]) is None
     assert _repeats("The reason is that the helicopter cannot fly in 400 m visibility.",

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 SAMPLE_RATE = 16000
+MIN_RATE, MAX_RATE = 1000, 768000  # what a wav may have: beyond is a corrupt header
 FrameArray = npt.NDArray[np.int16]
 
 
@@ -56,8 +57,14 @@ def read_wav(path: str | Path) -> WavAudio:
                          "e.g. ffmpeg -i IN -ac 1 -ar 16000 -sample_fmt s16 OUT.wav") from None
     except EOFError:
         raise AudioError(f"{path}: the wav header is truncated") from None
-    if channels < 1 or rate < 1000:
-        raise AudioError(f"{path}: unsupported wav: {channels} channels at {rate} Hz")
+    except RuntimeError:  # wave's bare error for a chunk that says it runs past its end
+        raise AudioError(f"{path}: a corrupt wav (a chunk runs past the end of the file)"
+                         ) from None
+    except OSError as error:  # no permission, a read error
+        raise AudioError(f"{path}: cannot read the file ({error.strerror or error})") from None
+    if channels < 1 or not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{path}: unsupported wav: {channels} channels at {rate} Hz (expected "
+                         f"{MIN_RATE} to {MAX_RATE} Hz)")
     frame_bytes = width * channels
     usable = len(data) - len(data) % frame_bytes
     samples = _to_float(data[:usable], width, path).reshape(-1, channels)

@@ -101,7 +101,10 @@ def parse(data: str | bytes | None, max_bytes: int) -> ClientFrame:
     """The client frame in ``data``; ``ProtocolError`` says why it is refused."""
     if data is None:
         raise ProtocolError("not_text", "frames are JSON text messages, not binary")
-    size = len(data.encode() if isinstance(data, str) else data)
+    try:
+        size = len(data.encode() if isinstance(data, str) else data)
+    except UnicodeEncodeError:  # a lone surrogate: no socket delivers it, but parse is public
+        raise ProtocolError("malformed", "not JSON: the text is not valid Unicode") from None
     if size > max_bytes:
         raise ProtocolError("too_large", f"frame of {size} bytes is over the limit of "
                                          f"{max_bytes} bytes")

@@ -88,6 +88,8 @@ class ConfigError(ValueError):
     def _render(self) -> str:
         lines = []
         for field_path, message in self.problems:
+            # one line each: a key or value with a line break in it is shown escaped
+            field_path, message = _one_line(field_path), _one_line(message)
             if field_path:
                 lines.append(f"{self.path}: {field_path}: {message}")
             else:
@@ -96,6 +98,10 @@ class ConfigError(ValueError):
 
     def __str__(self) -> str:
         return self._render()
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _custom_error(kind: str, message: str) -> PydanticCustomError:
@@ -116,7 +122,10 @@ def _parse_time(value: object, *, allow_t_plus: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"{hint}, got {value!r}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ValueError(f"{hint}, got a number too large to be a time") from None
     else:
         text = value.strip()
         if allow_t_plus and text.upper().startswith("T+"):
@@ -453,8 +462,13 @@ def _resolve_knowledge(value: Path, info: ValidationInfo) -> Path:
     if not isinstance(context, dict) or context.get("base_dir") is None:
         return value
     base = Path(context["base_dir"])
-    resolved = (base / value.expanduser()).resolve()
-    if not resolved.is_file():
+    try:
+        resolved = (base / value.expanduser()).resolve()
+        found = resolved.is_file()
+    except (OSError, RuntimeError) as exc:  # a name too long, a loop of links, no such user
+        why = getattr(exc, "strerror", None) or exc
+        raise _custom_error("file_not_found", f"cannot open the file: {why}") from None
+    if not found:
         raise _custom_error("file_not_found", f"file not found: {resolved}")
     return resolved
 
@@ -655,8 +669,13 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = "; ".join(part for part in (exc.context, exc.problem) if part)
         raise ConfigError(path, [("", f"YAML syntax error{where}: {what}")]) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [("", f"YAML syntax error: {exc}")]) from exc
+    except yaml.YAMLError as exc:  # (its message runs over several lines)
+        raise ConfigError(path, [("", f"YAML syntax error: {' '.join(str(exc).split())}")]
+                          ) from exc
+    except RecursionError:  # PyYAML builds nested lists and mappings recursively
+        raise ConfigError(path, [("", "YAML nested too deeply")]) from None
+    except ValueError as exc:  # a value PyYAML cannot build (an integer of 5000 digits)
+        raise ConfigError(path, [("", f"YAML value that cannot be read: {exc}")]) from None
     if not isinstance(data, dict):
         got = "an empty document" if data is None else f"a {type(data).__name__}"
         raise ConfigError(path, [("", f"expected a mapping at the top level, got {got}")])

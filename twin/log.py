@@ -10,7 +10,9 @@ its readable rows can be read (queries that reach a missing page raise ``sqlite3
 
 The log holds the operator's voice and words: it is created readable by its owner only (0600,
 its folder 0700 when the twin makes it; ``twin.files``), and SQLite gives its ``-wal`` and
-``-shm`` files the same mode.
+``-shm`` files the same mode. A message whose envelope SQLite cannot index as it is (a time that
+is not a number, a turn or seq past 64 bits) is kept whole in ``data``; its columns hold the
+nearest value SQLite takes, so one odd message never costs the batch it came in.
 
 Layout (schema version 1)::
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -105,7 +108,8 @@ class SessionLog:
         if not messages:
             return
         rows = [
-            (m.t, tag_of(type(m)), m.turn, m.source, m.seq, encode(m)) for m in messages
+            (_time_column(m.t), tag_of(type(m)), None if m.turn is None else _int_column(m.turn),
+             m.source, _int_column(m.seq), encode(m)) for m in messages
         ]
         self._db.execute("BEGIN")
         try:
@@ -128,6 +132,20 @@ class SessionLog:
 
     def close(self) -> None:
         self._db.close()
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _int_column(value: int) -> int:
+    """``value`` within SQLite's INTEGER (64 bits); the message's data keeps it exactly."""
+    return min(max(value, _INT64[0]), _INT64[1])
+
+
+def _time_column(value: float) -> float:
+    """``value`` as SQLite keeps a REAL: NaN would be NULL, which the column refuses (and
+    ``INSERT OR IGNORE`` would drop the message without a word)."""
+    return value if not math.isnan(value) else 0.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The session log: every bus message, in order, in one SQLite file per session.
 
 The runtime creates the file with the session's metadata (its config and mission beside the
-messages); the recorder appends to it in small transactions (WAL, ``synchronous=FULL``), so a
-session killed at any moment leaves a readable log holding every batch that was committed. Replay,
+messages; the file appears whole, linked into place once they are committed); the recorder
+appends to it in small transactions (WAL, ``synchronous=FULL``), so a session killed at any
+moment leaves no log or a readable one holding every batch that was committed. Replay,
 ``twin log`` and review read it with ``LogReader``, which filters by time, type, turn and source,
 and skips (and counts) records it cannot decode instead of failing, so a log written by an older
 or newer twin stays readable; a file cut short still opens (``LogReader.damaged`` says why), and
@@ -26,6 +27,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -81,26 +83,37 @@ class SessionLog:
 
     @classmethod
     def create(cls, path: str | Path, meta: Mapping[str, Any]) -> SessionLog:
-        """Create a new log holding ``meta`` (session id, config, mission, ...)."""
+        """Create a new log holding ``meta`` (session id, config, mission, ...).
+
+        The file appears whole: it is written under a hidden draft name beside it and linked
+        into place once its tables and metadata are committed, so a session killed while
+        creating its log leaves no log (perhaps a draft, ``.<name>.new``) rather than an empty
+        or half-made one that no reader takes for a session log."""
         path = Path(path)
         if path.exists():
             raise LogError(f"{path}: a session log already exists here")
+        draft = path.with_name(f".{path.name}.new")
+        for leftover in (draft, Path(f"{draft}-wal"), Path(f"{draft}-shm")):
+            leftover.unlink(missing_ok=True)  # of an attempt killed before it was done
+        private_file(draft, exclusive=True)  # 0600 before SQLite writes a byte of it
         try:
-            private_file(path, exclusive=True)  # 0600 before SQLite writes a byte of it
-        except FileExistsError:
-            raise LogError(f"{path}: a session log already exists here") from None
-        db = _connect(path)
-        try:
-            db.executescript(_SCHEMA)
-            rows = {"schema_version": SCHEMA_VERSION, "created": time.time(), **meta}
-            db.execute("BEGIN")
-            db.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                [(key, json.dumps(value, default=str)) for key, value in rows.items()],
-            )
-            db.execute("COMMIT")
+            db = _connect(draft)
+            try:
+                rows = {"schema_version": SCHEMA_VERSION, "created": time.time(), **meta}
+                db.execute("BEGIN")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [(key, json.dumps(value, default=str)) for key, value in rows.items()],
+                )
+                db.execute("COMMIT")
+            finally:
+                db.close()  # the last connection: its WAL is checkpointed into the file
+            _place(draft, path)
         finally:
-            db.close()
+            draft.unlink(missing_ok=True)
         return cls(path)
 
     def append(self, messages: Sequence[Message]) -> None:
@@ -132,6 +145,18 @@ class SessionLog:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _place(draft: Path, path: Path) -> None:
+    """Give the finished ``draft`` its name ``path``, never over an existing file."""
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        raise LogError(f"{path}: a session log already exists here") from None
+    except OSError:  # a file system without hard links: a rename, checked first
+        if path.exists():
+            raise LogError(f"{path}: a session log already exists here") from None
+        os.replace(draft, path)
 
 
 _INT64 = (-(2**63), 2**63 - 1)

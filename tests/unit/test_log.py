@@ -334,6 +334,55 @@ def test_create_makes_parent_folders(tmp_path: Path) -> None:
         assert list(reader.messages()) == []
 
 
+class _CutShort:
+    """A connection that fails at its ``fail_at``-th statement, as a process killed there."""
+
+    def __init__(self, db: sqlite3.Connection, fail_at: int) -> None:
+        self.db, self.fail_at, self.statements = db, fail_at, 0
+
+    def _count(self) -> None:
+        self.statements += 1
+        if self.statements == self.fail_at:
+            raise KeyboardInterrupt("cut short")
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        self._count()
+        return self.db.execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        self._count()
+        return self.db.executemany(*args)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        self._count()
+        return self.db.executescript(script)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@pytest.mark.parametrize("fail_at", [1, 3, 6, 8, 9])  # 9: its COMMIT
+def test_a_log_whose_creation_is_cut_short_is_not_left_half_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+    """Cut anywhere in its creation, a log is not at its path at all (an empty or half-made
+    file there would be refused by every reader); a leftover draft does not stop the next
+    attempt, which makes a whole log."""
+    import twin.log
+
+    path = tmp_path / "s.db"
+    connect = twin.log._connect
+    monkeypatch.setattr(twin.log, "_connect", lambda at: _CutShort(connect(at), fail_at))
+    with pytest.raises(KeyboardInterrupt):
+        SessionLog.create(path, {"session": "s"})
+    assert not path.exists()
+    monkeypatch.setattr(twin.log, "_connect", connect)
+    (tmp_path / ".s.db.new").write_bytes(b"left by a session killed meanwhile")
+    SessionLog.create(path, {"session": "s"}).close()
+    with LogReader(path) as reader:
+        assert reader.meta()["session"] == "s" and reader.count() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
 # ---------------------------------------------------------------------------- durability
 
 

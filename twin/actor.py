@@ -194,8 +194,7 @@ class Actor:
                     and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await asyncio.wait({self._loop_task})  # (a cancel of this stop is not swallowed)
             self._loop_task = None
         if self.started:
             try:

@@ -307,6 +307,8 @@ class ActorSpec(StrictModel):
     drop_when_full: bool = True
     start_timeout_s: float = Field(default=30.0, gt=0, description="how long its start may take "
                                    "(loading models, a mind reading its mission)")
+    stop_timeout_s: float = Field(default=10.0, gt=0, description="its grace period at the end "
+                                  "of a session: an actor not stopped by then is killed")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -11,8 +11,9 @@
    policy — ``restart`` (Ray restarts the process, the actor recovers from the log), ``degrade``
    (the session carries on without it) or ``end`` — and records every decision as an
    ``ActorError`` from ``runtime``;
-4. stops the actors (the recorder last, once everything has reached it) and returns where the log
-   is.
+4. stops the actors (the recorder last, once everything has reached it; one not stopped within
+   its grace period, ``stop_timeout_s``, is killed with one line saying so) and returns where
+   the log is.
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ class ActorWatch:
     placed: Placed
     incarnation: str | None = None
     restarts: int = 0
-    state: str = "running"  # running | degraded
+    state: str = "running"  # running | degraded; at the end: gone | killed
 
 
 @dataclass
@@ -493,10 +494,26 @@ class Session:
                 await self._stop_one(watch)
 
     async def _stop_one(self, watch: ActorWatch) -> None:
-        try:
-            await asyncio.wait_for(watch.placed.call("stop"), CALL_TIMEOUT_S)
-        except Exception as error:
-            self.on_notice(f"actor {watch.placed.name} did not stop cleanly: {error}")
+        """Stop one actor, or kill it when its grace period (``stop_timeout_s``) is over, with
+        one line saying so. Half the grace is for handling what its inbox still holds."""
+        name, grace = watch.placed.name, watch.placed.spec.stop_timeout_s
+        stopping = asyncio.ensure_future(watch.placed.call("stop", grace / 2))
+        done, _ = await asyncio.wait({stopping}, timeout=grace)
+        if not done:
+            stopping.cancel()  # not awaited: a stuck stop may not end even when cancelled
+            problem = f"did not stop within {grace:g} s"
+        elif isinstance(stopping.exception(), ActorGone):
+            watch.state = "gone"
+            self.on_notice(f"actor {name} was gone when the session ended")
+            return
+        elif stopping.exception() is not None:
+            problem = f"failed to stop ({stopping.exception()!r})"
+        else:
+            return
+        with contextlib.suppress(Exception):
+            watch.placed.kill()
+        watch.state = "killed"
+        self.on_notice(f"actor {name} {problem}; killed it")
 
     def _shutdown(self) -> None:
         if self.local:

@@ -4,6 +4,7 @@
   receives; ``wait_for`` awaits a matching one.
 - ``Ticker``: an actor that publishes a numbered ``Metric`` at a steady rate (a small real
   publisher for bus and runtime tests).
+- ``Faulty``, ``Stuck``: actors that fail on purpose, or never stop (the runtime's policies).
 - ``Harness``: drives one actor on a ``LocalBus`` with scripted messages and a probe::
 
       async with Harness(MissionDirector(session=SessionInfo(mission=m, speed=50))) as h:
@@ -217,6 +218,28 @@ class Faulty(Actor):
     async def _later(self, delay: float) -> None:
         await asyncio.sleep(delay)
         await self.fail(ActorFailed("failed on purpose"))
+
+
+class StuckSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    how: str = Field("wait", pattern="^(wait|block)$",
+                     description="wait: its stop awaits forever; block: its stop blocks its "
+                     "event loop (only on Ray: in one process it would block every actor)")
+
+
+class Stuck(Actor):
+    """Never stops (a bug to exercise the runtime's grace period): its ``on_stop`` waits
+    forever, or blocks its event loop, which no cancel reaches."""
+
+    Settings: ClassVar[type[BaseModel]] = StuckSettings
+
+    async def on_stop(self) -> None:
+        settings = self.settings
+        assert isinstance(settings, StuckSettings)
+        if settings.how == "block":
+            time.sleep(3600)
+        await asyncio.Event().wait()
 
 
 def core_config(base: TwinConfig, log_dir: Path, **extra: dict[str, Any]) -> TwinConfig:

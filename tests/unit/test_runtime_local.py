@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,24 @@ def test_bad_actor_class_and_settings_name_the_field(tmp_path: Path) -> None:
     assert "actors.notactor.class" in text and "not a twin Actor" in text
     assert "actors.ticker.settings.interval_s" in text
     assert "actors.ticker.settings.colour" in text
+
+
+def test_an_actor_that_does_not_stop_is_killed_after_its_grace_period_with_one_line(
+        tmp_path: Path) -> None:
+    config = config_with(
+        tmp_path,
+        stuck={"class": "twin.testing.Stuck", "stop_timeout_s": 0.5},
+        ticker={"class": "twin.testing.Ticker", "settings": {"interval_s": 0.01, "count": 0}},
+    )
+    started = time.monotonic()
+    result = run_session(config, speed=120)
+    assert time.monotonic() - started < 10  # not held up by the stuck actor
+    assert result.reason.startswith("mission ended")
+    notices = result.notices  # type: ignore[attr-defined]
+    assert notices == ["actor stuck did not stop within 0.5 s; killed it"]
+    with LogReader(result.log_path) as reader:  # the others stopped, the recorder last
+        events = [m for m in reader.messages(types=["mission_event"])
+                  if isinstance(m, MissionEvent)]
+        ticks = [m.value for m in reader.messages(source="ticker") if isinstance(m, Metric)]
+    assert events[-1].kind == "mission_ended"
+    assert ticks == list(range(len(ticks))) and len(ticks) > 10

@@ -22,6 +22,7 @@ from twin.messages import (
     EmotionEstimate,
     EvidenceRef,
     Message,
+    Metric,
     MissionEvent,
     ModalityEstimate,
     OperatorState,
@@ -273,6 +274,26 @@ def test_a_log_cut_short_by_a_crash_gives_a_report_of_what_it_holds(tmp_path: Pa
     assert numbers == sorted(numbers) and all(
         t.operator_text.startswith(f"line {t.turn} ") for t in review.turns)
     assert "<table id=\"turns\">" in render_html(review)
+
+
+@pytest.mark.parametrize("held", [0, 2])
+def test_a_log_killed_before_the_mission_began_gets_a_report_that_says_what_it_holds(
+        tmp_path: Path, held: int) -> None:
+    """A session killed in its start: no message, or figures alone (the gateway's port, a
+    metric), none of the kinds a review reads. The report says which, and renders."""
+    figures: list[Message] = [at(n, Metric(name="avatar_port", value=8765), "avatar", seq=n)
+                              for n in range(held)]
+    log = write_log(tmp_path / "s1.db", figures)
+    review = read_session(log)
+    said = ["the log holds no messages"] if held == 0 else [
+        f"the log holds {held} messages (metric), none of the kinds a review reads "
+        "(mission events, speech and words, affect)"]
+    assert review.notes[-1:] == said and review.messages == held
+    assert review.events == [] and review.turns == []
+    result = CliRunner().invoke(app, ["review", str(log), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert said[0] in result.stderr
+    assert "report of s1 in" in result.stderr and "0 mission events" in result.stderr
 
 
 def test_a_log_from_an_older_twin_is_read_as_far_as_it_goes(tmp_path: Path) -> None:

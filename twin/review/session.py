@@ -308,8 +308,12 @@ def _review(path: Path, meta: dict[str, Any], counts: dict[str, int], messages: 
     if end is None:
         notes.append("the log ends before the mission did (the session was stopped or crashed): "
                      "this report covers what was recorded")
-    if not messages:
+    held = sum(counts.values())
+    if not messages and not held:
         notes.append("the log holds no messages")
+    elif not messages:  # figures alone (metrics, audio): nothing a review reads
+        notes.append(f"the log holds {held} messages ({', '.join(sorted(counts))}), none of the "
+                     "kinds a review reads (mission events, speech and words, affect)")
 
     def rel(t: float) -> float:
         return round(t - origin, 3)

@@ -4,7 +4,8 @@
 
 1. creates the session log with the config and the mission stored beside the messages;
 2. places every enabled actor of the config — on Ray with ``ray.remote(cls).options(...)``
-   (the default; a local Ray is started unless the config names a cluster address), or all in
+   (the default; a local Ray is started unless the config names a cluster address, with a
+   ``twin.reaper`` to take its processes down if this one is killed), or all in
    this process on a ``LocalBus`` (``local=True``, for debugging);
 3. starts them (the recorder first) and supervises: follows the log (the truth) to show the
    session and to see the mission end; polls each actor's health; applies the actor's failure
@@ -24,6 +25,7 @@ import importlib
 import logging
 import secrets
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 from pydantic import BaseModel, ValidationError
 
+from twin import reaper
 from twin.actor import Actor, SessionInfo
 from twin.bus import Bus, LocalBus, RayBus, routes_for
 from twin.config import ActorSpec, ConfigError, Mission, TwinConfig
@@ -262,6 +265,7 @@ class Session:
         self._end_reason: str | None = None
         self._ended = asyncio.Event()
         self._started_ray = False
+        self._reaper: subprocess.Popen[bytes] | None = None
         self._last_id = 0
         self._ending: asyncio.Future[None] | None = None
 
@@ -339,6 +343,9 @@ class Session:
                 ray.init(address=settings.address, namespace=settings.namespace,
                          logging_level=logging.WARNING)
             else:
+                # Ray leaves some of its processes running when this one is killed: a reaper
+                # in a session of its own takes them down (twin.reaper)
+                self._reaper = reaper.start()
                 ray.init(
                     num_cpus=settings.num_cpus,
                     include_dashboard=settings.include_dashboard,

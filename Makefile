@@ -13,8 +13,9 @@ MISSION ?= missions/route_clearance.yaml
 SPEED   ?= 1
 # Debian packages the runtime needs (installed with apt-get when run as root).
 # portaudio19-dev: PyAudio (microphone); espeak-ng: the fallback voice and piper's phonemizer data;
-# chromium: the avatar page in the browser tests and `twin bench avatar`
-APT_PACKAGES ?= portaudio19-dev espeak-ng chromium
+# chromium: the avatar page in the browser tests and `twin bench avatar`;
+# pocketsphinx-testdata: short real commands nothing was tuned on (the hearing benches and tests)
+APT_PACKAGES ?= portaudio19-dev espeak-ng chromium pocketsphinx-testdata
 
 # llama.cpp's AMX kernels crash on the first prompt on AMX CPUs here: build it without them
 # there (scripts/llama-cpu.sh checks afterwards, and rebuilds a wheel taken from pip's cache).
@@ -22,7 +23,7 @@ LLAMA_BUILD := $(shell grep -qw amx_tile /proc/cpuinfo 2>/dev/null && echo 'CMAK
 
 .PHONY: setup system models run test lint clean
 
-setup: $(STAMP) models
+setup: system $(STAMP) models
 
 system:
 	@scripts/system-packages.sh $(APT_PACKAGES)

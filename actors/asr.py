@@ -27,6 +27,7 @@ SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # mel frames
 PADDING_S = 5.0  # silence after the speech in the encoder window (see ``recognize``)
 MAX_VOCABULARY_TOKENS = 100  # of the decoder's 448
+MIN_HEARD_S = 0.5  # audio this long that decodes as nothing is decoded again in the full window
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,13 @@ class WhisperRecognizer:
         # (word error rate 44 % with 2 s, 6.7 % with 4 s on the fixture clips). With 5 s the
         # actor path matches plain faster-whisper on the LibriVox clips (4.2 %) on every host
         # tried; 4 s gave 11.3 % on an AMD EPYC ("amiable" -> "am you will"). A result that
-        # still loops is decoded again in the full 30 s window.
+        # still loops is decoded again in the full 30 s window, and so is half a second or more
+        # heard as nothing: a short window loses short commands ("five five" came out as
+        # nothing in 7 s and 10 s, as "5 5" in 30 s).
         window = min(self.max_window_s, math.ceil(seconds + PADDING_S))
         recognition, looped = self._recognize(audio, window)
-        if looped and window < self.max_window_s:
+        lost = not recognition.text and seconds >= MIN_HEARD_S
+        if (looped or lost) and window < self.max_window_s:
             recognition, _ = self._recognize(audio, self.max_window_s)
         return recognition
 
@@ -157,10 +161,28 @@ _STUTTER = re.compile(r"(.{1,12}?)\1{5,}")  # the same few characters six times 
 _ECHO = re.compile(r"(\b\w.{8,}?[.!?])\s+\1", re.IGNORECASE)  # a sentence said twice over
 
 
+def _echoes_a_phrase(text: str) -> bool:
+    """Words said again at once: a phrase of two words or more ("10 of clubs 10 of clubs"), or
+    a word that is not a number ("Okay. Okay."). Whisper does this on short utterances; an
+    operator may too ("five five", "yeah yeah"), which a second decode keeps."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    for size in range(1, len(words) // 2 + 1):
+        for start in range(len(words) - 2 * size + 1):
+            phrase = words[start:start + size]
+            if phrase == words[start + size:start + 2 * size] and (
+                    size > 1 or (not phrase[0].isdigit() and phrase[0] not in _NUMBER_WORDS)):
+                return True
+    return False
+
+
+_NUMBER_WORDS = frozenset({"oh", "zero", "one", "two", "three", "four", "five", "six", "seven",
+                           "eight", "nine", "niner", "ten", "hundred", "thousand"})
+
+
 def _repetitive(text: str) -> bool:
-    """A decoding loop: a short stretch repeated, a sentence repeated, or text that compresses
-    far better than speech does (faster-whisper's test)."""
-    if _STUTTER.search(text) or _ECHO.search(text):
+    """A decoding loop: a short stretch repeated, a sentence or phrase repeated, or text that
+    compresses far better than speech does (faster-whisper's test)."""
+    if _STUTTER.search(text) or _ECHO.search(text) or _echoes_a_phrase(text):
         return True
     data = text.encode()
     return len(data) >= 40 and len(data) / len(zlib.compress(data)) > 2.4

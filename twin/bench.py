@@ -376,6 +376,33 @@ def load_speech_clips(folder: Path) -> list[SpeechClip]:
     return clips
 
 
+CARDS = Path("/usr/share/pocketsphinx/test/data/cards")
+
+
+def held_out_speech_clips(folder: Path = CARDS) -> list[SpeechClip]:
+    """Short real commands nothing was tuned on: Debian's ``pocketsphinx-testdata`` card names
+    ("ten of clubs", "five five", 1-4 s, 8 kHz recordings), with the package's own transcripts
+    (``cards.transcription``); none when the package is not installed."""
+    import numpy as np
+
+    from actors.audio import Resampler, read_wav
+
+    listing = folder / "cards.transcription"
+    if not listing.is_file():
+        return []
+    clips = []
+    for line in listing.read_text().splitlines():
+        found = re.fullmatch(r"\s*<s>(.*)</s>\s*\((\w+)\)\s*", line)
+        if not found:
+            continue
+        wav = read_wav(folder / f"{found.group(2)}.wav")
+        samples = Resampler(wav.sample_rate, wav.channels)(wav.samples, last=True)
+        clips.append(SpeechClip(f"pocketsphinx cards/{found.group(2)}.wav",
+                                np.asarray(samples, np.int16), " ".join(found.group(1).split()),
+                                None))
+    return clips
+
+
 def _ms_figures(values: list[float]) -> dict[str, float]:
     ms = values or [float("nan")]
     return {"p50": round(statistics.median(ms), 1), "p95": round(_percentile(ms, 0.95), 1),
@@ -427,6 +454,7 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     clips = load_speech_clips(speech_fixtures())
+    held_out = held_out_speech_clips()
     settings = SpeechSettings.model_validate({"model": model})
     threads = settings.cpu_threads
     from faster_whisper import WhisperModel
@@ -478,9 +506,12 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
         return sent
 
     def finals(h: Harness, after_turn: int) -> list[Transcript]:
+        """The final transcripts of the turns after ``after_turn``, but those of a turn the
+        operator went on with (the next turn's final holds its words too)."""
+        went_on = {m.continues for m in h.probe.messages(SpeechStarted)}
         return sorted((t for t in h.probe.messages(Transcript)
-                       if t.final and t.turn is not None and t.turn > after_turn),
-                      key=lambda t: t.turn or 0)
+                       if t.final and t.turn is not None and t.turn > after_turn
+                       and t.turn not in went_on), key=lambda t: t.turn or 0)
 
     result: dict[str, Any] = {}
 
@@ -517,12 +548,16 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
             after_end: list[float] = []
             after_voice: list[float] = []
             plain_ms: list[float] = []
-            actor_errors = plain_errors = WordErrors(0, 0, 0, 0)
+            errors = {name: {"speech_recognizer": WordErrors(0, 0, 0, 0),
+                             "plain_faster_whisper": WordErrors(0, 0, 0, 0)}
+                      for name in ("fixtures", "held out")}
             texts: dict[str, dict[str, Any]] = {
-                clip.name: {"reference": clip.text, "speech_recognizer": []} for clip in clips}
+                clip.name: {"reference": clip.text, "speech_recognizer": []}
+                for clip in clips + held_out}
             first_turn = actor.turn
             for repeat in range(repeats):
-                for clip in clips:
+                for clip in clips + held_out:
+                    tally = errors["held out" if clip in held_out else "fixtures"]
                     _progress(f"short {repeat + 1}/{repeats}: {clip.name} ({clip.seconds:.2f} s)")
                     turn = actor.turn
                     sent = await feed(h, np.concatenate(
@@ -539,24 +574,29 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
                         after_voice.append((heard[-1].t - ended_at) * 1000)
                     heard_text = " ".join(t.text for t in heard)
                     texts[clip.name]["speech_recognizer"].append(heard_text)
-                    actor_errors += word_errors(clip.text, heard_text)
+                    tally["speech_recognizer"] += word_errors(clip.text, heard_text)
                     await asyncio.sleep(0.3)  # let any dropped partial decode finish
                     text, seconds = transcribe(clip.samples)
                     plain_ms.append(seconds * 1000)
-                    plain_errors += word_errors(clip.text, text)
+                    tally["plain_faster_whisper"] += word_errors(clip.text, text)
                     texts[clip.name]["plain_faster_whisper"] = text
             speculative = [m for m in h.probe.messages(Metric)
                            if m.name == "asr_final_after_end_ms" and (m.turn or 0) > first_turn]
             result["short"] = {
-                "utterances": len(clips) * repeats,
+                "utterances": len(clips + held_out) * repeats,
                 "turns": len(after_end),
                 "final_after_speech_ended_ms": _ms_figures(after_end),
                 "final_after_voice_end_ms": _ms_figures(after_voice),
                 "end_of_turn": settings.end_of_turn if settings.end_of_turn == "smart"
                 else f"silence {settings.end_silence_ms} ms",
                 "plain_faster_whisper_ms": _ms_figures(plain_ms),
-                "wer": {"speech_recognizer": round(actor_errors.rate, 4),
-                        "plain_faster_whisper": round(plain_errors.rate, 4)},
+                "wer": {way: round(errors["fixtures"][way].rate, 4)
+                        for way in ("speech_recognizer", "plain_faster_whisper")},
+                # the held-out commands (pocketsphinx-testdata's card names): nothing was
+                # tuned on them
+                "wer_held_out": {way: round(errors["held out"][way].rate, 4)
+                                 for way in ("speech_recognizer", "plain_faster_whisper")}
+                if held_out else None,
                 "speculative_finals": sum(m.labels.get("speculative") == "true"
                                           for m in speculative),
                 "clips_with_voice_reference": sum(clip.voice is not None for clip in clips),
@@ -567,7 +607,8 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
     asyncio.run(measure())
     result["setup"] = {
         "model": model, "compute_type": "int8", "beam_size": _beam_size(), "cpu_threads": threads,
-        "cores": os.cpu_count(), "repeats": repeats, "clips": [clip.name for clip in clips],
+        "cores": os.cpu_count(), "repeats": repeats,
+        "clips": [clip.name for clip in clips + held_out],
         "frame_ms": round(FRAME_S * 1000), "speculate_ms": settings.speculate_ms,
         "aim": "final transcript <= 300 ms after end of speech for a 3 s utterance on 2 cores "
                "with tiny.en; word error rate no worse than plain faster-whisper",

@@ -222,3 +222,59 @@ def test_a_backchannel_lets_the_twin_go_on_and_a_request_interrupts(said: str,
             assert final.backchannel is not interrupts
 
     run(scenario())
+
+
+def test_short_held_out_commands_are_heard_once_and_as_well_as_plain_whisper(
+        tmp_path: Path) -> None:
+    """Debian's pocketsphinx-testdata card names (1-4 s, nothing was tuned on them) through the
+    actor path: no phrase comes out doubled ("10 of clubs 10 of clubs" did, every run), and the
+    word error rate is at most plain faster-whisper's on the same clips (plus one word in 20)."""
+    from faster_whisper import WhisperModel
+
+    from actors.asr import resolve_model
+    from twin.bench import held_out_speech_clips
+
+    clips = held_out_speech_clips()
+    assert clips, "apt-get install pocketsphinx-testdata (make test installs it)"
+    gap = np.zeros(int(2.5 * 16000), np.int16)  # past the longest end-of-turn wait
+    path = tmp_path / "cards.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(np.concatenate([gap, *(part for clip in clips
+                                               for part in (clip.samples, gap))]).tobytes())
+    reference = " ".join(clip.text for clip in clips)
+    plain = WhisperModel(resolve_model("whisper-tiny.en"), device="cpu", compute_type="int8",
+                         cpu_threads=2, local_files_only=True)
+    plain_text = " ".join(segment.text for clip in clips for segment in plain.transcribe(
+        clip.samples.astype(np.float32) / 32768, beam_size=1, language="en")[0])
+
+    async def scenario() -> None:
+        bus = LocalBus()
+        probe = Probe(name="probe")
+        source = WavSource({"path": str(path), "speed": 2.0}, name="operator_audio")
+        recognizer = SpeechRecognizer({}, name="speech")
+        for actor in (probe, recognizer, source):
+            actor.attach(bus)
+        for actor in (probe, recognizer, source):
+            await actor.start()
+        try:
+            await asyncio.sleep(len(clips) * 2.5 * 2 / 2)  # the clips and gaps, at speed 2
+            await probe.wait_for(Transcript, lambda m: m.final and m.turn == len(
+                probe.messages(SpeechStarted)), timeout=60)
+        finally:
+            for actor in (source, recognizer, probe):
+                await actor.stop()
+        went_on = {m.continues for m in probe.messages(SpeechStarted)}  # heard again, whole
+        finals = [m.text for m in probe.messages(Transcript)
+                  if m.final and m.turn not in went_on]
+        for text in finals:
+            words = [w.strip(".,!?").lower() for w in text.split()]
+            doubled = [words[i:i + n] for n in (2, 3) for i in range(len(words) - 2 * n + 1)
+                       if words[i:i + n] == words[i + n:i + 2 * n]]
+            assert not doubled, text
+        heard = word_errors(reference, " ".join(finals)).rate
+        assert heard <= word_errors(reference, plain_text).rate + 0.05, (finals, plain_text)
+
+    run(scenario())

@@ -480,12 +480,15 @@ class Session:
             self.stop(f"actor {name} {problem}")
 
     async def _call(self, watch: ActorWatch, method: str, *args: Any) -> Any:
+        limit = watch.plan.spec.start_timeout_s if method == "start" else CALL_TIMEOUT_S
         try:
-            limit = watch.plan.spec.start_timeout_s if method == "start" else CALL_TIMEOUT_S
             return await asyncio.wait_for(watch.placed.call(method, *args), limit)
-        except (ActorGone, TimeoutError) as error:
+        except TimeoutError:
+            await self._apply_policy(watch, f"did not answer {method} within {limit:g} s")
+            return None
+        except ActorGone as error:
             await self._apply_policy(watch, f"did not answer {method}: {error}",
-                                     restartable=not isinstance(error, ActorGone))
+                                     restartable=False)
             return None
 
     # ------------------------------------------------------------------ stopping

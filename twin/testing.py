@@ -223,16 +223,23 @@ class Faulty(Actor):
 class StuckSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    how: str = Field("wait", pattern="^(wait|block)$",
+    how: str = Field("wait", pattern="^(wait|block|start)$",
                      description="wait: its stop awaits forever; block: its stop blocks its "
-                     "event loop (only on Ray: in one process it would block every actor)")
+                     "event loop (only on Ray: in one process it would block every actor); "
+                     "start: its start never ends")
 
 
 class Stuck(Actor):
     """Never stops (a bug to exercise the runtime's grace period): its ``on_stop`` waits
-    forever, or blocks its event loop, which no cancel reaches."""
+    forever, or blocks its event loop, which no cancel reaches; or never starts."""
 
     Settings: ClassVar[type[BaseModel]] = StuckSettings
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        assert isinstance(settings, StuckSettings)
+        if settings.how == "start":
+            await asyncio.Event().wait()
 
     async def on_stop(self) -> None:
         settings = self.settings

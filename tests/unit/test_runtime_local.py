@@ -141,3 +141,13 @@ def test_an_actor_that_does_not_stop_is_killed_after_its_grace_period_with_one_l
         ticks = [m.value for m in reader.messages(source="ticker") if isinstance(m, Metric)]
     assert events[-1].kind == "mission_ended"
     assert ticks == list(range(len(ticks))) and len(ticks) > 10
+
+
+def test_an_actor_whose_start_takes_too_long_is_named_with_its_time_limit(
+        tmp_path: Path) -> None:
+    config = config_with(tmp_path, slow={"class": "twin.testing.Stuck", "start_timeout_s": 0.3,
+                                         "settings": {"how": "start"}})
+    result = run_session(config, speed=120)
+    assert result.degraded == ["slow"] and result.reason.startswith("mission ended")
+    notices = result.notices  # type: ignore[attr-defined]
+    assert notices == ["actor slow did not answer start within 0.3 s; continuing without slow"]

@@ -51,6 +51,7 @@ from actors.audio import SAMPLE_RATE, pcm_to_float
 from actors.turn import EndOfTurn, SmartTurn, load_smart_turn
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
 from twin.actor import Actor, ActorFailed
+from twin.entities import MissionValues
 
 if TYPE_CHECKING:
     from twin.config import Mission
@@ -257,6 +258,7 @@ class SpeechRecognizer(Actor):
         self.vad: SileroVAD | None = None
         self.recognizer: WhisperRecognizer | None = None
         self.turn_model: SmartTurn | None = None
+        self.values: MissionValues | None = None  # the mission's grids, frequencies, callsigns
         self.end_of_turn = EndOfTurn(
             complete_pause_ms=settings.complete_pause_ms,
             unsure_pause_ms=settings.unsure_pause_ms, max_pause_ms=settings.max_pause_ms,
@@ -313,6 +315,11 @@ class SpeechRecognizer(Actor):
                 self.turn_model = await asyncio.to_thread(load_smart_turn, config.turn_model)
         except Exception as error:  # a missing model or library: say which and how to fix
             raise ActorFailed(str(error)) from None
+        if self.session.mission is not None:  # its grids, frequencies and callsigns
+            try:
+                self.values = MissionValues.from_mission(self.session.mission)
+            except OSError as error:  # the notes went away: heard words only
+                await self.report_error(error)
         # warm up: the first real decode should not pay for lazy initialisation
         await asyncio.to_thread(self.recognizer.recognize, np.zeros(SAMPLE_RATE, np.float32))
 
@@ -611,14 +618,15 @@ class SpeechRecognizer(Actor):
                     final: bool, speculative: bool = False,
                     backchannel: bool = False) -> Transcript:
         offset = utterance.audio_start
+        words = [Word(word=w.word, start=round(offset + w.start, 3),
+                      end=round(offset + w.end, 3), probability=round(w.probability, 3))
+                 for w in recognition.words]
         return Transcript(
             text=recognition.text, final=final, speculative=speculative,
             language=recognition.language, backchannel=backchannel,
             confidence=round(recognition.confidence, 3), start=round(utterance.start, 3),
-            end=round(end, 3), speaker=self.config.stream, turn=utterance.turn,
-            words=[Word(word=w.word, start=round(offset + w.start, 3),
-                        end=round(offset + w.end, 3), probability=round(w.probability, 3))
-                   for w in recognition.words])
+            end=round(end, 3), speaker=self.config.stream, turn=utterance.turn, words=words,
+            entities=self.values.find(recognition.text, words) if self.values else [])
 
     async def _partial(self, utterance: _Utterance,
                        audio: np.ndarray[Any, np.dtype[np.float32]]) -> None:

@@ -89,6 +89,19 @@ class Word(msgspec.Struct, frozen=True, kw_only=True):
     probability: float = 1.0
 
 
+class Entity(msgspec.Struct, frozen=True, kw_only=True):
+    """A value said in a transcript (``twin.entities``): a grid, a frequency or a callsign,
+    written as the mission writes it."""
+
+    kind: str  # grid, frequency, callsign
+    text: str  # as the mission writes it: "4930 7102", "44.175", "BULLDOG 2"
+    heard: str  # as the recogniser wrote it: "49307102", "bull vog two"
+    start: int  # where ``heard`` is in the transcript's text (characters)
+    end: int
+    confidence: float = 1.0  # the recogniser's least sure word of it
+    known: bool = True  # the mission holds this value (else only its shape)
+
+
 class Transcript(Message, frozen=True, kw_only=True, tag="transcript"):
     """What the operator said: partial while they speak, final after ``SpeechEnded``."""
 
@@ -106,6 +119,9 @@ class Transcript(Message, frozen=True, kw_only=True, tag="transcript"):
     backchannel: bool = False
     """Said while the twin spoke, and only to acknowledge it ("okay", "copy"): it did not
     interrupt, and asks for no answer."""
+    entities: list[Entity] = []
+    """The grids, frequencies and callsigns said, as the mission writes them (final
+    transcripts, when the recogniser knows the mission)."""
     speculative: bool = False
     """Not final: the whole utterance so far, decoded at a pause that may end the turn. If the
     turn ends there, the final transcript says the same; the dialogue may start its reply on

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from twin.config import Mission, Operator
+from twin.entities import with_entities
 from twin.grounding import figures
 from twin.messages import (
     EvidenceRef,
@@ -634,7 +635,8 @@ class Mind:
 
     def decide_reply(self, transcript: Transcript) -> Decision:
         """The decision for an operator's (final) transcript."""
-        text = " ".join(transcript.text.split())
+        # the grids, frequencies and callsigns heard, written as the mission writes them
+        text = " ".join(with_entities(transcript.text, transcript.entities).split())
         self.operator.last_question = text
         asr, asr_reason = self._asr(transcript)
         reasons = [asr_reason] if asr_reason else []

@@ -18,6 +18,7 @@ from twin.messages import (
     AudioFrame,
     BehaviorObservation,
     EmotionEstimate,
+    Entity,
     EvidenceRef,
     Interrupt,
     Message,
@@ -67,6 +68,8 @@ def literal(alias: Any) -> st.SearchStrategy[str]:
 
 
 words = st.builds(Word, word=texts, start=floats, end=floats, probability=floats)
+entities = st.builds(Entity, kind=texts, text=texts, heard=texts, start=st.integers(0, 10_000),
+                     end=st.integers(0, 10_000), confidence=floats, known=st.booleans())
 modalities = st.builds(
     ModalityEstimate,
     modality=st.sampled_from(["text", "voice", "face"]),
@@ -107,6 +110,7 @@ FIELDS: dict[type[Message], dict[str, st.SearchStrategy[Any]]] = {
         typed=st.booleans(),
         backchannel=st.booleans(),
         speculative=st.booleans(),
+        entities=st.lists(entities, max_size=3),
     ),
     Interrupt: dict(target_turn=turns, reason=texts),
     BehaviorObservation: dict(

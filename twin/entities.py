@@ -40,10 +40,10 @@ _CALLSIGN_RE = re.compile(r"\b([A-Z]{3,}) (\d{1,2}[A-Z]?)\b")
 _DIGIT_RUN_RE = re.compile(rf"\b{_NUMBER}(?:[\s,-]+{_NUMBER})*\b", re.IGNORECASE)
 _SPOKEN_FREQUENCY_RE = re.compile(
     rf"\b({_NUMBER}(?:[\s-]+{_NUMBER}){{0,2}})\s*(?:\.|\s(?:decimal|point)\s)\s*"
-    rf"({_NUMBER}(?:[\s-]+{_NUMBER}){{0,2}})\b", re.IGNORECASE)
+    rf"({_NUMBER}(?:[\s-]+{_NUMBER}){{0,2}})\b(\s*(?:MHz|megahertz)\b)?", re.IGNORECASE)
 _TOKEN_RE = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
 # how alike a heard word (or two joined) must be to a callsign's name: "bull vog" ~ "BULLDOG"
-_NAME_LIKENESS = 0.75
+_NAME_LIKENESS = 0.8  # ("mile" ~ "MULE" is 0.75: not enough)
 
 
 def _digits(text: str) -> str:
@@ -69,7 +69,7 @@ class MissionValues:
         for text in texts:
             for zone, square, east, north in _GRID_RE.findall(text):
                 if len(east) != len(north):
-                    continue  # not a grid: "1100 1500", two times, are equal too; see below
+                    continue  # halves of unequal length: not a grid
                 written = " ".join(part for part in (zone, square, east, north) if part)
                 values.grids.setdefault(east + north, written)
                 values.grid_halves.add(len(east))
@@ -99,9 +99,10 @@ class MissionValues:
         for match in _SPOKEN_FREQUENCY_RE.finditer(text):
             whole, fraction = _digits(match.group(1)), _digits(match.group(2))
             known = self.frequencies.get(_frequency_key(whole, fraction))
-            if whole and fraction and (known or self.frequencies):
+            # one the mission does not hold only where it is said to be one ("... MHz")
+            if whole and fraction and (known or match.group(3)):
                 found.append(self._entity("frequency", known or f"{whole}.{fraction}", text,
-                                          match.start(), match.end(), words, known is not None))
+                                          match.start(), match.end(2), words, known is not None))
         for match in _DIGIT_RUN_RE.finditer(text):
             digits = _digits(match.group(0))
             if not free(match.start(), match.end()) or len(digits) < 6 or len(digits) % 2:

@@ -42,6 +42,8 @@ def route() -> MissionValues:
     ("We have 2 3 4 5 6 7 casualties.", "We have 2 3 4 5 6 7 casualties."),
     ("Is the 1100 to 1500 window still open?", "Is the 1100 to 1500 window still open?"),
     ("Call the bulldozer now.", "Call the bulldozer now."),
+    ("Halt at mile 6.", "Halt at mile 6."),
+    ("Visibility 3.5 km, net on 51.250 MHz.", "Visibility 3.5 km, net on 51.250 MHz."),
 ])
 def test_values_heard_are_written_as_the_mission_writes_them(route: MissionValues, heard: str,
                                                              meant: str) -> None:

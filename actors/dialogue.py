@@ -149,6 +149,13 @@ _SENTENCES = {"brief": 2, "standard": 3, "explanatory": 4}
 REPORT_TURNS = 1_000_000
 
 
+def _heard(transcript: Transcript) -> str:
+    """What the operator said, for the twin to say back: their words, their spelled numbers as
+    figures, and the values they read out in the mission's forms ("49307102" is 4930 7102)."""
+    return spoken_numbers(f"{transcript.text} "
+                          f"{' '.join(entity.text for entity in transcript.entities)}")
+
+
 def notes_budget_chars(chat: ChatSettings) -> int | None:
     """How much of the mission notes fit the model's context beside the rest of the prompt
     (about 3 characters a token); ``None``: no limit known (a server's model)."""
@@ -317,7 +324,7 @@ class Dialogue(Actor):
             if isinstance(message, MissionEvent):
                 self.grounds.add(f"{message.text} {' '.join(message.facts)}")
             elif isinstance(message, Transcript):
-                self.grounds.add(spoken_numbers(message.text))
+                self.grounds.add(_heard(message))
         restored = self.mind.catch_up(messages, self.name)
         log.warning("dialogue: caught up from the log: %d exchanges, %d reports", restored,
                     len(self.mind.self_model.reported))
@@ -409,7 +416,7 @@ class Dialogue(Actor):
         if isinstance(message, MissionEvent):
             self.grounds.add(f"{message.text} {' '.join(message.facts)}")
         elif isinstance(message, Transcript) and message.final:
-            self.grounds.add(spoken_numbers(message.text))
+            self.grounds.add(_heard(message))
         if (isinstance(message, SpeechStarted) and message.stream == "operator"
                 and self.config.prefill):
             self._start_prefill()

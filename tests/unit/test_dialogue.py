@@ -25,6 +25,7 @@ from twin.actor import SessionInfo
 from twin.config import load_mission
 from twin.messages import (
     ActorError,
+    Entity,
     Interrupt,
     Metric,
     MissionEvent,
@@ -150,6 +151,29 @@ def test_decision_first_then_checked_sentences_and_an_invented_value_is_dropped(
             ready = [m for m in harness.probe.messages(Metric) if m.name == "dialogue_ready_s"]
             assert len(ready) == 1 and ready[0].labels["warm"] == "true"
             assert ready[0].labels["notes"] == "all"
+
+    run(scenario())
+
+
+def test_a_grid_the_operator_read_out_may_be_said_back_in_the_missions_form(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heard as "12345678", the grid is 1234 5678 in the mission's form (an entity of the
+    transcript): the model may say it back so; a grid nobody said is still dropped."""
+    actor = make(monkeypatch, ["Ready.", "Marker at 1234 5678 noted. Cordon from 1234 5679."])
+    heard = "Marker at 12345678. Give me the drill."
+    grid = Entity(kind="grid", text="1234 5678", heard="12345678", start=10, end=18,
+                  known=False)
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(Transcript(text=heard, final=True, confidence=0.95, turn=1,
+                                          entities=[grid]))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            texts = [m.text for m in replies_of(harness, 1) if m.text]
+            assert "Marker at 1234 5678 noted." in texts
+            assert not any("5679" in text for text in texts)
+            asked = roles_and_texts(RecordingChat.seen[-1])[-1][1]
+            assert "Marker at 1234 5678." in asked  # the mind reads the mission's form
 
     run(scenario())
 

@@ -162,21 +162,13 @@ _ECHO = re.compile(r"(\b\w.{8,}?[.!?])\s+\1", re.IGNORECASE)  # a sentence said 
 
 
 def _echoes_a_phrase(text: str) -> bool:
-    """Words said again at once: a phrase of two words or more ("10 of clubs 10 of clubs"), or
-    a word that is not a number ("Okay. Okay."). Whisper does this on short utterances; an
-    operator may too ("five five", "yeah yeah"), which a second decode keeps."""
+    """A phrase of two words or more said again at once ("10 of clubs 10 of clubs"): Whisper
+    does this on short commands. One word said again ("Okay. Okay.", "five five") is left as
+    it is: it means the same, and numbers are read so."""
     words = re.findall(r"[a-z0-9']+", text.lower())
-    for size in range(1, len(words) // 2 + 1):
-        for start in range(len(words) - 2 * size + 1):
-            phrase = words[start:start + size]
-            if phrase == words[start + size:start + 2 * size] and (
-                    size > 1 or (not phrase[0].isdigit() and phrase[0] not in _NUMBER_WORDS)):
-                return True
-    return False
-
-
-_NUMBER_WORDS = frozenset({"oh", "zero", "one", "two", "three", "four", "five", "six", "seven",
-                           "eight", "nine", "niner", "ten", "hundred", "thousand"})
+    return any(words[start:start + size] == words[start + size:start + 2 * size]
+               for size in range(2, len(words) // 2 + 1)
+               for start in range(len(words) - 2 * size + 1))
 
 
 def _repetitive(text: str) -> bool:

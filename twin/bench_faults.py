@@ -106,7 +106,10 @@ def kill_each(config: TwinConfig, actors: tuple[str, ...], log_dir: Path, *,
     if missing:
         raise ValueError(f"not in the config: {', '.join(missing)} "
                          f"(actors: {', '.join(config.actors)})")
-    audio = operator_audio(log_dir / "operator.wav", times=len(actors) + 3, gap_s=gap_s)
+    # a command for the baseline, one after each kill, and as many spare (a kill may cost a
+    # turn: a command heard as two turns, a turn closed as lost); the session ends after the
+    # last kill's answer, so the spare commands cost nothing
+    audio = operator_audio(log_dir / "operator.wav", times=2 * len(actors) + 3, gap_s=gap_s)
     spec = config.actors.get("operator_audio")
     source = {"class": "actors.sources.WavSource", "settings": {"path": str(audio)},
               "max_restarts": 2, "on_failure": "restart"}

@@ -384,12 +384,12 @@ def test_an_operator_who_goes_on_after_finished_sounding_pauses_is_waited_for() 
 
 def test_a_phrase_said_again_at_once_is_decoded_again() -> None:
     """Whisper doubles short commands ("10 of clubs 10 of clubs"): such a result is taken for a
-    loop and decoded again in the full window; digits said twice are how numbers are read."""
+    loop and decoded again in the full window; one word said again means the same ("Okay.
+    Okay.") and digits said twice are how numbers are read: those stand."""
     from actors.asr import _repetitive
 
-    for looped in ["10 of clubs 10 of clubs", "Okay. Okay.", "Yeah. Yeah. Yeah.",
-                   "Go forward, go forward ten meters."]:
+    for looped in ["10 of clubs 10 of clubs", "Go forward, go forward ten meters."]:
         assert _repetitive(looped), looped
-    for heard in ["Five five.", "4 8 0 6 6 0 0", "Go forward ten meters.",
-                  "Eight of spades, four of clubs, seven of hearts."]:
+    for heard in ["Five five.", "4 8 0 6 6 0 0", "Go forward ten meters.", "Okay. Okay.",
+                  "Yeah. Yeah. Yeah.", "Eight of spades, four of clubs, seven of hearts."]:
         assert not _repetitive(heard), heard

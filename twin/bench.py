@@ -555,9 +555,10 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
                 clip.name: {"reference": clip.text, "speech_recognizer": []}
                 for clip in clips + held_out}
             first_turn = actor.turn
+            held_out_names = {clip.name for clip in held_out}
             for repeat in range(repeats):
                 for clip in clips + held_out:
-                    tally = errors["held out" if clip in held_out else "fixtures"]
+                    tally = errors["held out" if clip.name in held_out_names else "fixtures"]
                     _progress(f"short {repeat + 1}/{repeats}: {clip.name} ({clip.seconds:.2f} s)")
                     turn = actor.turn
                     sent = await feed(h, np.concatenate(

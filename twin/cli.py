@@ -15,6 +15,7 @@
     twin bench faults [--config FILE] [--actors a,b] [--table]
     twin eval emotion --data FILE.csv [--json]
     twin eval dialogue --questions FILE [--mission FILE] [--config FILE] [--json]
+    twin eval asr --audio DIR --refs FILE [--model M] [--speed X] [--json]
     twin chat MISSION [--config FILE] [--model NAME]
 
 Heavy libraries (Ray, models) are imported inside the commands that need them, so ``--help`` is
@@ -46,7 +47,7 @@ bench_app = typer.Typer(help="Measure speed against a baseline taken in the same
 app.add_typer(missions_app, name="missions")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
-eval_app = typer.Typer(help="Score the twin on labelled data: its answers, its emotion estimates.",
+eval_app = typer.Typer(help="Score the twin on labelled data: its answers, its hearing, its emotion estimates.",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -698,6 +699,35 @@ def eval_dialogue(
     except Exception as error:  # a missing model or library: say which
         raise _fail(f"eval dialogue: {type(error).__name__}: {error}") from None
     typer.echo(to_json(results, ready) if as_json else format_results(results, ready))
+
+
+@eval_app.command("asr")
+def eval_asr(
+    audio: Annotated[Path, typer.Option(help="folder the refs file's clip paths are relative to (the shipped set: tests/fixtures/radio)")],
+    refs: Annotated[Path, typer.Option(help="YAML: sets, each with name, mission (path), held_out and clips of file, text (as said, written), entities [{kind, text}] as the mission writes them, optional voice_end (s); see twin/eval_asr.py")],
+    model: Annotated[str, typer.Option(help="faster-whisper model for both paths: registry name or CTranslate2 folder")] = "whisper-tiny.en",
+    speed: Annotated[float, typer.Option(help="feed the audio this many times faster than real time; the delays mean something only at 1")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: setup, totals, sets, clips")] = False,
+) -> None:
+    """Word error rate and entity exact match of the SpeechRecognizer (fed each file in real
+    time, as from a microphone, knowing the set's mission) beside plain faster-whisper (same
+    model and beam, each whole file), in one run: per file the reference, both transcripts,
+    their word error rates and the labelled entities each found with exactly the mission's
+    written form; per set and in total (held-out sets apart), with the actor's final-transcript
+    delay after the end of the voice (p50/p95). The shipped set (tests/fixtures/radio, the
+    missions' operator lines spoken by espeak-ng, two voices) takes about 10 minutes."""
+    from twin.eval_asr import EvalError, evaluate, format_report, load_refs
+    from twin.models import ModelError
+
+    try:
+        sets = load_refs(refs, audio)
+        figures = evaluate(sets, model=model, speed=speed,
+                           progress=lambda text: typer.echo(f"eval asr: {text}", err=True))
+    except (EvalError, ModelError) as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # a missing library: say which
+        raise _fail(f"eval asr: {type(error).__name__}: {error}") from None
+    typer.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
 
 
 @eval_app.command("emotion")

@@ -93,7 +93,7 @@ class Entity(msgspec.Struct, frozen=True, kw_only=True):
     """A value said in a transcript (``twin.entities``): a grid, a frequency or a callsign,
     written as the mission writes it."""
 
-    kind: str  # grid, frequency, callsign
+    kind: str  # grid, frequency, callsign, time
     text: str  # as the mission writes it: "4930 7102", "44.175", "BULLDOG 2"
     heard: str  # as the recogniser wrote it: "49307102", "bull vog two"
     start: int  # where ``heard`` is in the transcript's text (characters)

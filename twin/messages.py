@@ -90,7 +90,7 @@ class Word(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Entity(msgspec.Struct, frozen=True, kw_only=True):
-    """A value said in a transcript (``twin.entities``): a grid, a frequency or a callsign,
+    """A value said in a transcript (``twin.entities``): a grid, a frequency, a callsign or a time,
     written as the mission writes it."""
 
     kind: str  # grid, frequency, callsign, time

@@ -52,6 +52,13 @@ def test_a_long_sentence_goes_out_in_parts_at_its_clauses() -> None:
     commas = ("If the convoy goes past the window, the culverts must be proved again, which "
               "takes the search team about an hour, so the convoy waits at the start point.")
     assert sentences_of(commas)[0][0].endswith(",")
+    # the reply's first sentence is cut sooner (past 60 characters), so the voice can begin
+    opening = ("The fuel state across the package is 68 percent at 0630 local, with a planned "
+               "use of 62 litres at the release point.")
+    assert [s for s, _ in sentences_of(opening)] == [
+        "The fuel state across the package is 68 percent at 0630 local,",
+        "with a planned use of 62 litres at the release point."]
+    assert [s for s, _ in sentences_of("Fuel is fine. " + opening)] == ["Fuel is fine.", opening]
     # no clause to cut at: the sentence waits for its end
     plain = "word " * 40
     assert [s for s, _ in sentences_of(plain)] == [plain.strip()]

@@ -227,8 +227,10 @@ def _plain(clips: list[TurnClip], mission_path: Path, config_path: Path) -> list
 
 
 def run_turn_bench(*, mission: str | None = None, config: str | None = None,
-                   plain: bool = True) -> dict[str, Any]:
-    """The figures (see the module's docstring) as one JSON-ready dict."""
+                   plain: bool = True, keep: Path | None = None) -> dict[str, Any]:
+    """The figures (see the module's docstring) as one JSON-ready dict. ``keep``: the folder
+    that keeps the session's log (and the audio played), for ``twin log`` and ``twin review``;
+    else they are deleted."""
     import twin
 
     root = Path(twin.__file__).resolve().parents[1]
@@ -239,8 +241,12 @@ def run_turn_bench(*, mission: str | None = None, config: str | None = None,
     _progress("preparing the turns (recordings, with pauses put inside, and the mission's lines "
               "spoken)")
     clips = turn_set(load_mission(mission_path), held_out=False)
-    with tempfile.TemporaryDirectory(prefix="twin-bench-turn-") as folder:
-        rows, wall = _session(clips, mission_path, config_path, Path(folder))
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        rows, wall = _session(clips, mission_path, config_path, keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="twin-bench-turn-") as folder:
+            rows, wall = _session(clips, mission_path, config_path, Path(folder))
     stages = ("turn_end", "final_transcript", "decision", "first_sentence", "first_audio")
     answered = [r for r in rows if "ms" in r]
     result: dict[str, Any] = {

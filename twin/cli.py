@@ -513,6 +513,7 @@ def bench_turn(
     plain: Annotated[bool, typer.Option(help="also time the plain script (oracle end of turn) on the same clips")] = True,
     hearing: Annotated[bool, typer.Option(help="only the end of turn: the recogniser alone, with each end_of_turn mode (smart, silence), on the whole turn set (recordings, with pauses put inside, the scripted lines, pocketsphinx-testdata if installed); about 7 minutes")] = False,
     table: Annotated[bool, typer.Option(help="a table instead of JSON")] = False,
+    keep: Annotated[Path | None, typer.Option(help="keep the session's log (and the audio played) in this folder, for twin log / twin review")] = None,
 ) -> None:
     """When the twin answers, from the true end of the operator's voice: real recordings and the
     mission's lines spoken, played in real time through a whole session on Ray (default config
@@ -534,7 +535,7 @@ def bench_turn(
                    else json.dumps(hearing_figures, indent=2))
         return
     figures = run_turn_bench(mission=str(mission) if mission else None,
-                             config=str(config) if config else None, plain=plain)
+                             config=str(config) if config else None, plain=plain, keep=keep)
     typer.echo(format_turn_bench(figures) if table else json.dumps(figures, indent=2))
 
 

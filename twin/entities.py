@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
+from twin.grounding import numbers, spelled_numbers
 from twin.messages import Entity, Word
 
 if TYPE_CHECKING:
@@ -44,12 +45,17 @@ _NUMBER = r"(?:\d+|zero|oh|one|two|three|four|five|six|seven|eight|nine|niner)"
 # length)
 _GRID_RE = re.compile(r"\b(?:(\d{1,2}[A-Z]) )?(?:([A-Z]{2}) )?(\d{3,5}) (\d{3,5})\b")
 _FREQUENCY_RE = re.compile(r"\b(\d{2,3})\.(\d{1,3}) ?MHz\b", re.IGNORECASE)
-_CALLSIGN_RE = re.compile(r"\b([A-Z]{3,}) (\d{1,2}[A-Z]?)\b")
+_CALLSIGN_RE = re.compile(r"\b([A-Z]{3,}) (\d{1,3}[A-Z]?)\b")  # "RESCUE 936"
 # in a transcript: digits said one by one or as figures, with spaces, commas or hyphens between
 _DIGIT_RUN_RE = re.compile(rf"\b{_NUMBER}(?:[\s,-]+{_NUMBER})*\b", re.IGNORECASE)
 _SPOKEN_FREQUENCY_RE = re.compile(
     rf"\b({_NUMBER}(?:[\s-]+{_NUMBER}){{0,2}})\s*(?:\.|\s(?:decimal|point)\s)\s*"
     rf"({_NUMBER}(?:[\s-]+{_NUMBER}){{0,2}})\b(\s*(?:MHz|megahertz)\b)?", re.IGNORECASE)
+# a number in figures (not part of a word such as "33T", a time "6:45" or a list "1,2")
+_FIGURES_RE = re.compile(r"(?<![\w.,:])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w:]|[.,]\d)")
+_PRONOUN_AFTER_RE = re.compile(r"\s*(?:of\b|'s\b|another\b)", re.IGNORECASE)
+_PRONOUN_BEFORE_RE = re.compile(r"\b(?:the|that|this|which|each|every|any|no|some)\s+$",
+                                re.IGNORECASE)
 _TOKEN_RE = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
 # how alike a heard word (or two joined) must be to a callsign's name: "bull vog" ~ "BULLDOG"
 _NAME_LIKENESS = 0.8  # ("mile" ~ "MULE" is 0.75: not enough)
@@ -148,6 +154,7 @@ class MissionValues:
     frequencies: dict[str, str] = field(default_factory=dict)  # "46.9" -> "46.900"
     callsigns: dict[str, set[str]] = field(default_factory=dict)  # "BULLDOG" -> {"2", "0A"}
     times: set[str] = field(default_factory=set)  # "0645", "1500"
+    numbers: set[str] = field(default_factory=set)  # every figure the texts hold: "748", "0.9"
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> MissionValues:
@@ -164,6 +171,7 @@ class MissionValues:
                 values.grid_halves.add(len(east))
                 grid_spans.append(grid.span())
             values.times |= _mission_times(text, grid_spans)
+            values.numbers.update(numbers(text))
             for whole, fraction in _FREQUENCY_RE.findall(text):
                 values.frequencies.setdefault(_frequency_key(whole, fraction),
                                               f"{whole}.{fraction}")
@@ -213,6 +221,10 @@ class MissionValues:
         for entity in self._callsigns(text, words, free):
             if free(entity.start, entity.end):
                 found.append(entity)
+        for start, end, number in _numbers(text):
+            if free(start, end):
+                found.append(self._entity("number", number, text, start, end, words,
+                                          number in self.numbers))
         return sorted(found, key=lambda e: e.start)
 
     def _callsigns(self, text: str, words: Sequence[Word],
@@ -428,6 +440,21 @@ def _phonetic_letter(word: str) -> str:
     return _PHONETIC[re.sub(r"[\s-]", "", word.lower())]
 
 
+def _numbers(text: str) -> list[tuple[int, int, str]]:
+    """The other numbers ``text`` says, in figures: "seven four eight" -> 748, "nought point
+    nine" -> 0.9, "1,500" -> 1500. A lone "one" that is a pronoun ("one of them", "the one")
+    is none."""
+    found = []
+    for start, end, value in spelled_numbers(text):
+        lone_one = text[start:end].lower() == "one"
+        if " " in value or (lone_one and (_PRONOUN_AFTER_RE.match(text, end)
+                                          or _PRONOUN_BEFORE_RE.search(text[:start]))):
+            continue  # a grid's two halves (not one of the mission's), or "one of them"
+        found.append((start, end, value))
+    found += [(m.start(), m.end(), m.group(0).replace(",", "")) for m in _FIGURES_RE.finditer(text)]
+    return sorted(found)
+
+
 def _frequency_key(whole: str, fraction: str) -> str:
     """One spelling per frequency: "46.900" and "46.9" are one ("four six decimal nine")."""
     return f"{whole}.{fraction.rstrip('0')}"
@@ -439,7 +466,7 @@ def _likeness(heard: str, name: str) -> float:
 
 def _callsign_number(token: str) -> str | None:
     """A callsign's number as written: "2", "0A"; a digit word as its figure."""
-    if re.fullmatch(r"\d{1,2}[A-Za-z]?", token):
+    if re.fullmatch(r"\d{1,3}[A-Za-z]?", token):
         return token.upper()
     return _DIGITS.get(token.lower()) if token.lower() != "o" else None
 
@@ -462,7 +489,11 @@ def _confidence(text: str, start: int, end: int, words: Sequence[Word]) -> float
 
 
 def with_entities(text: str, entities: Sequence[Entity]) -> str:
-    """``text`` with each entity's span written as the mission writes it."""
+    """``text`` with each entity's span written as the mission writes it; plain numbers stay
+    as heard ("Last grid we had for two?": two is BULLDOG 2 there, and the mind reads spelled
+    numbers itself)."""
     for entity in sorted(entities, key=lambda e: e.start, reverse=True):
+        if entity.kind == "number":
+            continue
         text = text[:entity.start] + entity.text + text[entity.end:]
     return text

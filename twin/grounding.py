@@ -24,11 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["Confidential", "Grounds", "figures", "numbers", "ordinary_words", "value_phrases"]
+__all__ = ["Confidential", "Grounds", "figures", "numbers", "ordinary_words", "spelled_numbers",
+           "value_phrases"]
 
 _UNITS = {
-    "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "niner": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "zero": 0, "oh": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "niner": 9, "ten": 10, "eleven": 11, "twelve": 12,
     "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
     "eighteen": 18, "nineteen": 19,
 }
@@ -75,15 +76,23 @@ def _spoken_value(words: list[str]) -> str | None:
 
 def figures(text: str) -> str:
     """``text`` with its spelled-out numbers written as figures."""
+    parts, at = [], 0
+    for start, end, value in spelled_numbers(text):
+        parts += [text[at:start], value]
+        at = end
+    return "".join(parts) + text[at:]
 
-    def replace(match: re.Match[str]) -> str:
+
+def spelled_numbers(text: str) -> list[tuple[int, int, str]]:
+    """Where ``text`` spells out a number, and its figures: ``(start, end, "748")`` for "seven
+    four eight"; a lone "oh", "point" or "decimal" is none."""
+    found = []
+    for match in _RUN_RE.finditer(text):
         words = re.findall(r"[a-z]+", match.group(0).lower())
-        if words in (["oh"], ["point"], ["decimal"]):
-            return match.group(0)
-        value = _spoken_value(words)
-        return value if value is not None else match.group(0)
-
-    return _RUN_RE.sub(replace, text)
+        value = None if words in (["oh"], ["point"], ["decimal"]) else _spoken_value(words)
+        if value is not None:
+            found.append((match.start(), match.end(), value))
+    return found
 
 
 def _normal_number(token: str) -> str:

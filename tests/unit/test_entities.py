@@ -239,3 +239,27 @@ def test_the_mountain_grid_square_said_phonetically(mountain: MissionValues) -> 
     (grid,) = mountain.find(heard)
     assert (grid.text, grid.heard, grid.known) == ("NY 2240 0932", "November Yankee 2240 0932",
                                                   True)
+
+
+@pytest.mark.parametrize(("heard", "meant"), [
+    ("Seven four eight and falling nought point nine a minute.", ["748", "0.9"]),
+    ("If one of them hit twenty-five ppm, what would we do?", ["25"]),
+    ("Vis is dropping. If it goes under two hundred metres?", ["200"]),
+    ("We have 1,500 litres and 3.5 km to go.", ["1500", "3.5"]),
+    ("Check in on channel 2, how often?", ["2"]),
+    ("Is that the one you said? Give me one more.", ["1"]),
+    ("two three four five six seven", []),  # read as a grid, of no grid the mission has
+])
+def test_other_numbers_are_found_in_figures(heard: str, meant: list[str]) -> None:
+    found = [e.text for e in CONVOY.find(heard) if e.kind == "number"]
+    assert found == meant
+    assert with_entities(heard, CONVOY.find(heard)) == heard  # numbers stay as heard
+
+
+def test_a_number_the_mission_holds_is_known_and_a_callsign_may_have_three_figures() -> None:
+    values = MissionValues.from_texts(["RESCUE 936 lands at the ICP. Team of 24 at grid "
+                                       "NY 2231 0947."])
+    found = {e.text: e for e in values.find("Who is the winchman on rescue 936? We have 24, "
+                                            "not 25.")}
+    assert found["RESCUE 936"].kind == "callsign"
+    assert found["24"].known and not found["25"].known

@@ -116,6 +116,9 @@ class DialogueSettings(BaseModel):
                           "operator starts to speak) the model reads what the conversation gained "
                           "and the start of the next turn: an answer then costs only the "
                           "question's own tokens")
+    prefill_heard: bool = Field(True, description="prefill: also read the operator's words as "
+                                "the partial transcripts bring them (on 2 cores this reading "
+                                "competes with the recogniser's decodes)")
     warm_up_s: float = Field(600, gt=0, description="the model reads the mission (the prompt's "
                              "stable prefix) before the mission clock starts; at most this long")
     speech_wait_s: float = Field(1.0, ge=0, le=10, description="extend: the model starts once "
@@ -128,6 +131,12 @@ class DialogueSettings(BaseModel):
 
 
 log = logging.getLogger(__name__)
+
+_DROPPED_BEFORE_FALLBACK = 2
+"""Sentences of a reply dropped by the checks before anything was said, after which the model
+is stopped and the hedged grounded reply said: a model that has left the evidence twice rarely
+comes back, and the operator hears nothing meanwhile (seen in a session: 18 s of silence, every
+sentence dropped)."""
 
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")  # content-ish words: four letters or more
 # words that link a sentence to the one before without saying anything new
@@ -428,7 +437,7 @@ class Dialogue(Actor):
                 await self._drop_speculation("the operator went on")
             if message.speculative and self.config.speculate:
                 await self._speculate(message)
-            elif self.config.prefill:
+            elif self.config.prefill and self.config.prefill_heard:
                 self._start_prefill(message.text)
         if isinstance(message, Transcript) and message.final and message.backchannel:
             await self._release_deferred(arrived)  # "okay" while the twin spoke: no answer
@@ -669,6 +678,7 @@ class Dialogue(Actor):
         to ``guesses``. True if the model's first word was that the notes do not hold it."""
         decision, turn = reply.decision, reply.turn
         unknown = False
+        dropped = 0
         try:
             async with asyncio.timeout(self.config.chat.timeout_s):
                 async for written in split_sentences(generation.chunks()):
@@ -688,8 +698,10 @@ class Dialogue(Actor):
                                or _said_before(sentence, earlier))
                     if problem:  # (a leak's words stay out of the log too)
                         reply.rejected.append(problem if leak else f"{problem}: {sentence[:80]}")
-                        if self.config.llm_role == "extend":
-                            break  # a small model that left the evidence: stop it here
+                        dropped += 1
+                        if self.config.llm_role == "extend" or (
+                                reply.index == 0 and dropped >= _DROPPED_BEFORE_FALLBACK):
+                            break  # a model that left the evidence: the grounded reply now
                         continue
                     guessed = odds.guesses(value_phrases(sentence), self.config.guess_floor,
                                            given=" ".join([decision.question, *reply.spoken])

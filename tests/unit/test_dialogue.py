@@ -178,6 +178,26 @@ def test_a_grid_the_operator_read_out_may_be_said_back_in_the_missions_form(
     run(scenario())
 
 
+def test_a_model_that_left_the_evidence_twice_before_saying_anything_is_stopped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sentences dropped and nothing said: the grounded reply at once, not the rest of a
+    reply the operator waits for in silence."""
+    wandering = ("Switch to 51.2 MHz now. Call VIPER on 51.3 MHz. " + "Then try 51.4 MHz. " * 20
+                 + "The troop net is 44.175 MHz.")
+    actor = make(monkeypatch, ["Ready.", wandering])
+
+    async def scenario() -> None:
+        async with Harness(actor) as harness:
+            await harness.send(question("What frequency is the troop net on?", 1))
+            await harness.wait_for(TwinUtterance, lambda m: m.turn == 1 and m.final)
+            spoken = " ".join(m.text for m in replies_of(harness, 1))
+            assert spoken.startswith("I am not certain.") and "44.175" in spoken
+            assert "51." not in spoken
+            assert RecordingChat.written < len(wandering.split()) // 2  # stopped early
+
+    run(scenario())
+
+
 def test_the_model_saying_the_notes_do_not_hold_it_becomes_a_hedge(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Believed when the evidence holds little of the question; else the evidence is given,

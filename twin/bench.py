@@ -35,6 +35,7 @@ from twin.actor import Actor, SessionInfo
 from twin.bus import RayBus, routes_for
 from twin.config import BusSettings
 from twin.messages import AudioFrame, Message, SpeechStarted
+from twin.testing import FRAME_S
 
 if TYPE_CHECKING:
     import numpy as np
@@ -320,7 +321,6 @@ def run_tts_bench(*, replies: int = 12, voice: str = "piper-joe-medium") -> dict
 
 # ---------------------------------------------------------------------------- asr
 
-FRAME_S = 0.1  # AudioFrame length, as a microphone source sends them
 LONG_GAP_S = 1.0  # silence between (and after) the clips of the long recording
 LEAD_IN_S = 0.5  # silence before a short utterance
 TAIL_S = 1.5  # silence after it, so the turn ends
@@ -447,9 +447,9 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
     from actors.asr import resolve_model
     from actors.audio import pcm_to_float
     from actors.speech import SpeechRecognizer, SpeechSettings
-    from twin.messages import Metric, SpeechEnded, Transcript
+    from twin.messages import Metric, SpeechEnded
     from twin.metrics import WordErrors, word_errors
-    from twin.testing import Harness
+    from twin.testing import Harness, Microphone, final_transcripts
 
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
@@ -479,44 +479,11 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
 
     transcribe(clips[0].samples)  # warm-up (the actor warms itself up in on_start)
     actor = SpeechRecognizer(settings, name="speech")
-    frame_samples = round(FRAME_S * 16000)
-    clock = 0.0  # stream time, continuous across everything fed to the actor
-
-    async def feed(h: Harness, samples: npt.NDArray[np.int16], realtime: bool) -> list[float]:
-        """Send ``samples`` as 100 ms frames; wait until the actor has handled them all.
-        Returns the wall time (time.time()) at which each frame was sent."""
-        nonlocal clock
-        padded = np.concatenate([samples, silence(-len(samples) % frame_samples / 16000)])
-        frames = padded.reshape(-1, frame_samples)
-        target = actor.handled + len(frames)
-        sent: list[float] = []
-        began = time.monotonic()
-        for n, frame in enumerate(frames):
-            if realtime:  # as a microphone: once the frame's last sample is due
-                delay = began + (n + 1) * FRAME_S - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            sent.append(time.time())
-            await h.send(AudioFrame(pcm=frame.astype("<i2").tobytes(), start=round(clock, 3)))
-            clock += FRAME_S
-        while actor.handled < target:
-            if actor.failed:
-                raise RuntimeError(f"the SpeechRecognizer failed: {actor.failed}")
-            await asyncio.sleep(0.005)
-        return sent
-
-    def finals(h: Harness, after_turn: int) -> list[Transcript]:
-        """The final transcripts of the turns after ``after_turn``, but those of a turn the
-        operator went on with (the next turn's final holds its words too)."""
-        went_on = {m.continues for m in h.probe.messages(SpeechStarted)}
-        return sorted((t for t in h.probe.messages(Transcript)
-                       if t.final and t.turn is not None and t.turn > after_turn
-                       and t.turn not in went_on), key=lambda t: t.turn or 0)
-
     result: dict[str, Any] = {}
 
     async def measure() -> None:
         async with Harness(actor) as h:
+            microphone = Microphone(h, actor)
             # ---- long recording
             parts: list[npt.NDArray[np.int16]] = []
             for clip in clips:
@@ -528,8 +495,8 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
             plain_text, plain_s = transcribe(long_audio)
             _progress("long recording: SpeechRecognizer, frames as fast as it takes them")
             turn = actor.turn
-            sent = await feed(h, long_audio, realtime=False)
-            heard = finals(h, turn)
+            sent = await microphone.send(long_audio, paced=False)
+            heard = final_transcripts(h, turn)
             actor_s = (heard[-1].t - sent[0]) if heard else float("nan")
             actor_text = " ".join(t.text for t in heard)
             result["long"] = {
@@ -561,9 +528,9 @@ def run_asr_bench(model: str = "whisper-tiny.en", repeats: int = 3) -> dict[str,
                     tally = errors["held out" if clip.name in held_out_names else "fixtures"]
                     _progress(f"short {repeat + 1}/{repeats}: {clip.name} ({clip.seconds:.2f} s)")
                     turn = actor.turn
-                    sent = await feed(h, np.concatenate(
-                        [silence(LEAD_IN_S), clip.samples, silence(TAIL_S)]), realtime=True)
-                    heard = finals(h, turn)
+                    sent = await microphone.send(np.concatenate(
+                        [silence(LEAD_IN_S), clip.samples, silence(TAIL_S)]))
+                    heard = final_transcripts(h, turn)
                     ended = {e.turn: e.t for e in h.probe.messages(SpeechEnded)
                              if e.turn is not None and e.turn > turn}
                     after_end += [(t.t - ended[t.turn]) * 1000 for t in heard if t.turn in ended]

@@ -51,6 +51,7 @@ import yaml
 
 from twin.config import ConfigError, Mission, load_mission
 from twin.metrics import WordErrors, word_errors
+from twin.testing import FRAME_S
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,7 +63,6 @@ __all__ = ["PATHS", "Clip", "ClipResult", "ClipSet", "EvalError", "Label", "eval
 ACTOR = "speech_recognizer"
 PLAIN = "plain_faster_whisper"
 PATHS = (ACTOR, PLAIN)
-FRAME_S = 0.1  # AudioFrame length, as a microphone source sends them
 LEAD_IN_S = 0.5  # silence before each file
 TAIL_S = 1.5  # silence after it, at least (more rejoins the turn: rejoin_ms)
 MAX_WAIT_S = 6.0  # more silence after that, at most, while the turn has not ended
@@ -370,8 +370,8 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
     from actors.speech import SpeechRecognizer, SpeechSettings
     from twin.actor import SessionInfo
     from twin.entities import MissionValues
-    from twin.messages import AudioFrame, SpeechStarted, Transcript
-    from twin.testing import Harness
+    from twin.messages import SpeechStarted, Transcript
+    from twin.testing import Harness, Microphone, final_transcripts
 
     if not speed > 0:
         raise EvalError(f"--speed must be above 0, got {speed}")
@@ -394,7 +394,6 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
         return text, time.perf_counter() - began
 
     frame = round(FRAME_S * 16000)
-    interval = FRAME_S / speed
     results: list[ClipResult] = []
     total = sum(len(s.clips) for s in sets)
 
@@ -402,34 +401,6 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
         values = MissionValues.from_mission(clip_set.mission)
         actor = SpeechRecognizer(settings, name="speech",
                                  session=SessionInfo(mission=clip_set.mission))
-        clock = 0.0  # stream time, continuous over the set
-
-        async def send(h: Harness, samples: npt.NDArray[np.int16], sent: list[float]) -> None:
-            """As a microphone: each 100 ms frame once its last sample is due."""
-            nonlocal clock
-            padded = np.concatenate([samples, np.zeros(-len(samples) % frame, np.int16)])
-            target = actor.handled + len(padded) // frame
-            began = time.monotonic()
-            for n, part in enumerate(padded.reshape(-1, frame)):
-                delay = began + (n + 1) * interval - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                sent.append(time.time())
-                await h.send(AudioFrame(pcm=part.astype("<i2").tobytes(), start=round(clock, 3)))
-                clock += FRAME_S
-            while actor.handled < target:
-                if actor.failed:
-                    raise RuntimeError(f"the SpeechRecognizer failed: {actor.failed}")
-                await asyncio.sleep(0.005)
-
-        def finals(h: Harness, after_turn: int) -> list[Transcript]:
-            """Final transcripts of the turns after ``after_turn``, but those of a turn the
-            operator went on with (the next turn's final holds its words too)."""
-            went_on = {m.continues for m in h.probe.messages(SpeechStarted)}
-            return sorted((t for t in h.probe.messages(Transcript)
-                           if t.final and t.turn is not None and t.turn > after_turn
-                           and t.turn not in went_on), key=lambda t: t.turn or 0)
-
         def open_turns(h: Harness, after_turn: int) -> set[int]:
             begun = {m.turn for m in h.probe.messages(SpeechStarted)
                      if m.turn is not None and m.turn > after_turn}
@@ -437,20 +408,20 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
 
         say(f"{clip_set.name}: loading the recogniser ({model}, the VAD, the turn model)")
         async with Harness(actor) as h:
+            microphone = Microphone(h, actor, speed=speed)
             for clip in clip_set.clips:
                 samples = audio[clip.path]
                 say(f"{len(results) + 1}/{total} {clip_set.name}: {clip.file} "
                     f"({len(samples) / 16000:.1f} s)")
                 turn = actor.turn
-                sent: list[float] = []
-                await send(h, np.concatenate([np.zeros(round(LEAD_IN_S * 16000), np.int16),
-                                              samples,
-                                              np.zeros(round(TAIL_S * 16000), np.int16)]), sent)
+                sent = await microphone.send(np.concatenate([
+                    np.zeros(round(LEAD_IN_S * 16000), np.int16), samples,
+                    np.zeros(round(TAIL_S * 16000), np.int16)]))
                 waited = 0.0
                 while open_turns(h, turn) and waited < MAX_WAIT_S:  # the turn has not ended
-                    await send(h, np.zeros(frame, np.int16), sent)
+                    sent += await microphone.send(np.zeros(frame, np.int16))
                     waited += FRAME_S
-                heard = finals(h, turn)
+                heard = final_transcripts(h, turn)
                 after_voice = None
                 if clip.voice_end is not None and heard:
                     voice_end = LEAD_IN_S + clip.voice_end

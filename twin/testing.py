@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twin.actor import Actor, ActorFailed
 from twin.bus import LocalBus
 from twin.config import ActorSpec, TwinConfig
-from twin.messages import Message, Metric, Transcript
+from twin.messages import AudioFrame, Message, Metric, SpeechStarted, Transcript
 
 M = TypeVar("M", bound=Message)
 
@@ -257,3 +257,52 @@ def core_config(base: TwinConfig, log_dir: Path, **extra: dict[str, Any]) -> Twi
         actors[name] = ActorSpec.model_validate(spec)
     session = base.session.model_copy(update={"log_dir": log_dir})
     return base.model_copy(update={"actors": actors, "session": session})
+
+
+FRAME_S = 0.1
+"""The length of an ``AudioFrame`` as a microphone source sends them."""
+
+
+class Microphone:
+    """Recorded 16 kHz audio sent to a speech recogniser on a :class:`Harness` as a microphone
+    sends it: 100 ms ``AudioFrame``s, each once its last sample is due (``speed`` times sooner),
+    the stream time running on from call to call (``twin bench asr``, ``twin eval asr``)."""
+
+    def __init__(self, harness: Harness, actor: Any, *, speed: float = 1.0) -> None:
+        self.harness, self.actor, self.speed = harness, actor, speed
+        self.clock = 0.0  # stream time of the next frame
+
+    async def send(self, samples: Any, *, paced: bool = True) -> list[float]:
+        """Send ``samples`` (int16), padded to whole frames, paced as a microphone (``paced``
+        false: as fast as the actor takes them); wait until the actor has handled every frame.
+        The wall time (``time.time()``) at which each frame went out."""
+        import numpy as np
+
+        frame = round(FRAME_S * 16000)
+        padded = np.concatenate([samples, np.zeros(-len(samples) % frame, np.int16)])
+        target = self.actor.handled + len(padded) // frame
+        sent: list[float] = []
+        began = time.monotonic()
+        for n, part in enumerate(padded.reshape(-1, frame)):
+            if paced:
+                delay = began + (n + 1) * FRAME_S / self.speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent.append(time.time())
+            await self.harness.send(AudioFrame(pcm=part.astype("<i2").tobytes(),
+                                               start=round(self.clock, 3)))
+            self.clock += FRAME_S
+        while self.actor.handled < target:
+            if self.actor.failed:
+                raise RuntimeError(f"the SpeechRecognizer failed: {self.actor.failed}")
+            await asyncio.sleep(0.005)
+        return sent
+
+
+def final_transcripts(harness: Harness, after_turn: int) -> list[Transcript]:
+    """The final transcripts of the turns after ``after_turn``, but those of a turn the operator
+    went on with (the next turn's final holds its words too)."""
+    went_on = {m.continues for m in harness.probe.messages(SpeechStarted)}
+    return sorted((t for t in harness.probe.messages(Transcript)
+                   if t.final and t.turn is not None and t.turn > after_turn
+                   and t.turn not in went_on), key=lambda t: t.turn or 0)

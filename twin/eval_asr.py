@@ -138,13 +138,20 @@ def _labels(value: Any, where: str) -> tuple[Label, ...]:
     return tuple(labels)
 
 
-def _clip(row: Any, where: str, audio: Path) -> Clip:
+def _mapping(row: Any, fields: set[str], where: str,
+             expected: str) -> dict[str, Any]:
+    """``row`` if it is a mapping of known fields; else the error naming ``where``."""
     if not isinstance(row, dict):
-        raise EvalError(f"{where}: expected a mapping with file, text, entities")
-    unknown = set(row) - _CLIP_FIELDS
+        raise EvalError(f"{where}: expected a mapping with {expected}")
+    unknown = set(row) - fields
     if unknown:
         raise EvalError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))} "
-                        f"(fields: {', '.join(sorted(_CLIP_FIELDS))})")
+                        f"(fields: {', '.join(sorted(fields))})")
+    return row
+
+
+def _clip(row: Any, where: str, audio: Path) -> Clip:
+    row = _mapping(row, _CLIP_FIELDS, where, "file, text, entities")
     name = _text(row.get("file"), where, "file")
     path = audio / name
     if not path.is_file():
@@ -201,12 +208,7 @@ def load_refs(refs: str | Path, audio: str | Path) -> list[ClipSet]:
     sets: list[ClipSet] = []
     for n, row in enumerate(rows):
         where = f"{refs}, sets[{n}]" if named else str(refs)
-        if not isinstance(row, dict):
-            raise EvalError(f"{where}: expected a mapping with name, mission, held_out, clips")
-        unknown = set(row) - _SET_FIELDS
-        if unknown:
-            raise EvalError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))} "
-                            f"(fields: {', '.join(sorted(_SET_FIELDS))})")
+        row = _mapping(row, _SET_FIELDS, where, "name, mission, held_out, clips")
         name = _text(row["name"], where, "name") if named or "name" in row else refs.stem
         if any(s.name == name for s in sets):
             raise EvalError(f"{where}, field 'name': {name!r} names two sets")

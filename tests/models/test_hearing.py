@@ -322,7 +322,9 @@ def test_a_grid_and_a_callsign_read_out_come_with_the_missions_forms() -> None:
         for final in finals:
             for entity in final.entities:
                 assert final.text[entity.start:entity.end] == entity.heard
-                assert entity.known and 0 < entity.confidence <= 1
+                assert 0 < entity.confidence <= 1
+                # a plain number may be one the mission does not hold (a misheard digit)
+                assert entity.known or entity.kind == "number"
         assert "4930 7102" in with_entities(finals[0].text, finals[0].entities)
 
     run(scenario())

@@ -104,7 +104,7 @@ async def split_sentences(chunks: AsyncIterator[str], *, min_chars: int = 12,
     """Complete sentences from streamed text, each as soon as the next one begins. A sentence
     that runs past ``long_chars`` (a list read out as one, a clause after clause) goes out in
     parts, cut after its last semicolon, colon or comma so far: the voice need not wait for its
-    end, nor the operator for the voice. The reply's first sentence is cut so past
+    end, nor the operator for the voice. The reply's first sentence is cut so once past
     ``first_long_chars``: the operator hears its first clause while the model writes the rest
     (on 2 cores a model in a session writes 8-15 tokens a second, so a 30-token first sentence
     would hold the voice for 2-4 s)."""

@@ -50,8 +50,8 @@ def test_four_radio_clips_through_both_paths(tmp_path: Path) -> None:
     for path in (ACTOR, PLAIN):
         assert total[path]["wer"] <= 0.45, [c[path]["text"] for c in figures["clips"]]
     # the grid, the frequency and the callsign in the mission's written forms: tiny.en hears
-    # espeak-ng's "BULLDOG" as "well", "world" or "all that", and a number is no kind the
-    # finder reports (yet), so the bound is loose: one of the three at least, on each path
+    # espeak-ng's "BULLDOG" as "well", "world" or "all that", so the bound is loose: one of
+    # the three at least, on each path
     for path in (ACTOR, PLAIN):
         assert total[path]["entities"]["of"] == 4  # with the held-out line's number
         assert total[path]["entities"]["by_kind"]["grid"]["of"] == 1

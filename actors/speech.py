@@ -25,8 +25,9 @@ it is dropped. Decoding runs in a worker thread, one at a time, never on the eve
 Barge-in: while the twin is speaking (its ``Speech`` audio is still playing), operator voice that
 lasts ``barge_in_min_ms`` is decoded at once: words that only acknowledge the twin ("okay",
 "uh-huh", "copy": ``backchannels``) let it go on, and their turn's final transcript is marked
-``backchannel`` (the twin does not answer it); any other word ("wait", a question) publishes one
-``Interrupt`` for the twin's turn, as does voice that goes on past ``backchannel_max_ms``. Shorter
+``backchannel`` (the twin does not answer it); a halt ("wait", "stop") publishes one ``Interrupt``
+for the twin's turn at once, any other word once two decodes in a row have heard it, and so does
+voice that goes on past ``backchannel_max_ms``. Shorter
 sounds, and sounds with no words (a cough), do not interrupt; a "stop" or "wait" does, however
 short, once its turn is heard.
 
@@ -40,7 +41,7 @@ import re
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -97,7 +98,8 @@ class SpeechSettings(BaseModel):
     language: str = "en"
     stream: str = Field("operator", description="which AudioFrame stream to hear")
     threshold: float = Field(0.5, gt=0, lt=1, description="VAD speech probability")
-    min_speech_ms: int = Field(250, ge=32)
+    min_speech_ms: int = Field(200, ge=32, description="voice that starts a turn (a one-"
+                               "syllable \"Wait\" holds 200-250 ms above the threshold)")
     end_of_turn: Literal["smart", "silence"] = Field(
         "smart", description="smart: the pause that ends a turn depends on whether it sounds and "
         "reads finished (the turn model, the words, the operator's habits; see actors.turn); "
@@ -178,14 +180,13 @@ def is_backchannel(text: str, backchannels: Sequence[str] = BACKCHANNELS) -> boo
     return re.fullmatch(rf"(?:{pattern})(?: (?:{pattern}))*", said) is not None
 
 
-def asks_something(text: str, backchannels: Sequence[str] = BACKCHANNELS) -> bool:
-    """Whether ``text``, the start of what the operator is saying while the twin speaks, holds
-    a word that is not an acknowledgement: "wait", "stop" at once; any other only once a word
-    follows it (the last word of a decode cut mid-word is often a wrong one: "okay, go" of
-    "okay, got it")."""
+def requested_words(text: str, backchannels: Sequence[str] = BACKCHANNELS) -> set[str]:
+    """The words of ``text``, the start of what the operator is saying while the twin speaks,
+    that do not acknowledge it, but for the last (the last word of a decode cut mid-word is often
+    a wrong one: "okay, go" of "okay, got it")."""
     known = {word for phrase in backchannels for word in phrase.lower().split()}
     words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower())
-    return halts(text) or any(word not in known for word in words[:-1])
+    return {word for word in words[:-1] if word not in known}
 
 
 def halts(text: str) -> bool:
@@ -228,6 +229,7 @@ class _Utterance:
     # while the twin speaks: the decode of the voice so far (voiced seconds then, the decode)
     listening: tuple[float, asyncio.Task[Recognition]] | None = None
     over_twin: bool = False  # began while the twin was speaking
+    requested: set[str] = field(default_factory=set)  # what the last decode heard asked
 
 
 class SpeechRecognizer(Actor):
@@ -657,9 +659,13 @@ class SpeechRecognizer(Actor):
         listening = utterance.listening
         if listening is not None and listening[1].done():
             words = listening[1].result().text  # none: a cough, a breath
-            if asks_something(words, config.backchannels):
+            # a halt at once; another request once two decodes in a row hear it (a decode of a
+            # third of a second mishears: "copy that" came out as a request once in many runs)
+            requested = requested_words(words, config.backchannels)
+            if halts(words) or requested & utterance.requested:
                 await self._interrupt(utterance, "barge-in")
                 return
+            utterance.requested = requested
         if listening is None or listening[1].done():
             # the voice so far (again, while it says nothing yet but "okay", "cop"...)
             audio = self._utterance_audio(utterance)

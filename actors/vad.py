@@ -7,8 +7,9 @@ which is fine for a file but not for a stream.
 
 ``Endpointer`` turns the per-chunk speech probabilities into turn events, with hysteresis:
 
-- a turn **starts** once voice (probability ≥ ``threshold``) has lasted ``min_speech_ms`` without a
-  gap longer than ``max_gap_ms``; the start is stamped at the first voiced chunk;
+- a turn **starts** once voice (probability ≥ ``threshold``, then held down to ``threshold - 0.15``)
+  has lasted ``min_speech_ms`` without a gap longer than ``max_gap_ms``; the start is stamped at
+  the first voiced chunk;
 - it **ends** once probability has stayed below ``threshold - 0.15`` (and, once a pause has
   begun, below ``threshold``) for ``end_silence_ms``; the
   end is stamped at the last voiced chunk (the true end of voice), the event arrives
@@ -87,7 +88,7 @@ class TurnEvent:
 class Endpointer:
     """Decides turn starts and ends from per-chunk speech probabilities."""
 
-    def __init__(self, *, threshold: float = 0.5, min_speech_ms: int = 250,
+    def __init__(self, *, threshold: float = 0.5, min_speech_ms: int = 200,
                  end_silence_ms: int = 500, max_gap_ms: int = 100,
                  max_turn_s: float = 30.0) -> None:
         self.threshold = threshold
@@ -120,8 +121,10 @@ class Endpointer:
         end = t + CHUNK_S
         # Hysteresis: within a turn voice holds down to ``low``, but once a pause has begun
         # only a probability above ``threshold`` ends it (a click or a breath does not).
-        pausing = self.in_turn and t - self.last_voice > 1e-9
-        voiced = probability >= (self.low if self.in_turn and not pausing else self.threshold)
+        # A candidate holds the same way: a short word's last chunks fall below ``threshold``.
+        pausing = (self.in_turn or self._candidate) and t - self.last_voice > 1e-9
+        holding = (self.in_turn or self._candidate) and not pausing
+        voiced = probability >= (self.low if holding else self.threshold)
         events: list[TurnEvent] = []
         if not self.in_turn:
             if voiced:

@@ -277,18 +277,19 @@ def test_the_mission_vocabulary_is_its_names_in_title_case() -> None:
 
 
 def test_backchannels_and_requests_are_told_apart_by_their_words() -> None:
-    from actors.speech import asks_something, halts, is_backchannel
+    from actors.speech import halts, is_backchannel, requested_words
 
     for said in ["Okay.", "Okay, okay.", "Mm-hmm.", "Copy that.", "Roger.", "All right, thanks."]:
         assert is_backchannel(said), said
-        assert not asks_something(said), said
+        assert not requested_words(said), said
     for said in ["Wait, stop.", "Yes, and the grid?", "copyright", "Go forward ten meters.", ""]:
         assert not is_backchannel(said), said
     assert not is_backchannel("Okay.", [])  # none configured
     # while they speak: a halt at once; another word once one follows it (a cut word misleads)
-    assert asks_something("Wait") and asks_something("Okay, stop")
-    assert not asks_something("Okay, go") and not asks_something("Cop")
-    assert asks_something("What was the") and asks_something("Go forward ten")
+    assert halts("Wait") and halts("Okay, stop") and not requested_words("Okay, stop")
+    assert not requested_words("Okay, go") and not requested_words("Cop")
+    assert requested_words("What was the") == {"what", "was"}
+    assert requested_words("Go forward ten") == {"forward"}  # "go" as in "go on"
     assert halts("Stop.") and halts("Okay, wait") and not halts("Okay, go on")
 
 

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.asr import Recognition, WhisperRecognizer
+from actors.asr import Recognition, RecognizedWord, WhisperRecognizer
 from actors.audio import SAMPLE_RATE, pcm_to_float
 from actors.turn import EndOfTurn, SmartTurn, load_smart_turn
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
@@ -211,6 +211,7 @@ class _Ended:
     voice_end: float  # stream time
     audio: list[np.ndarray[Any, np.dtype[np.float32]]]  # its audio, then what came after it
     backchannel: bool  # an "okay" to the twin: no reply of its own to withdraw
+    recognition: Recognition  # its words
 
 
 @dataclass
@@ -229,6 +230,12 @@ class _Utterance:
     # while the twin speaks: the decode of the voice so far (voiced seconds then, the decode)
     listening: tuple[float, asyncio.Task[Recognition]] | None = None
     over_twin: bool = False  # began while the twin was speaking
+    # a turn the operator went on with: the words heard before the pause, and the stream time
+    # from which this turn's own audio is decoded (Whisper given both parts at once now and
+    # then drops the first: "Casualty in BULLDOG 3. Can we get a helicopter in?" came out as
+    # the question alone)
+    earlier: Recognition | None = None
+    own_start: float | None = None
     requested: set[str] = field(default_factory=set)  # what the last decode heard asked
 
 
@@ -415,13 +422,11 @@ class SpeechRecognizer(Actor):
         if silence >= speculate:
             voice_end = self.endpointer.last_voice
             if utterance.speculation is None or utterance.speculation[0] != voice_end:
-                audio = self._utterance_audio(utterance, until=voice_end + TAIL_S)
-                task = asyncio.create_task(self._decode(audio))
+                task = asyncio.create_task(self._recognise(utterance, until=voice_end + TAIL_S))
                 utterance.speculation = (voice_end, task)
         elif silence == 0 and self._partial_due(utterance, now):
             utterance.last_partial = now
-            utterance.partial_task = asyncio.create_task(
-                self._partial(utterance, self._utterance_audio(utterance)))
+            utterance.partial_task = asyncio.create_task(self._partial(utterance, until=now))
 
     # ------------------------------------------------------------------ end of turn
 
@@ -518,8 +523,10 @@ class SpeechRecognizer(Actor):
             self._audio = lately.audio
             self._history = np.zeros(0, np.float32)
             before = lately.utterance
-            self._utterance = _Utterance(self.turn, before.start, before.audio_start,
-                                         last_partial=now, over_twin=self._twin_speaking())
+            self._utterance = _Utterance(
+                self.turn, before.start, before.audio_start, last_partial=now,
+                over_twin=self._twin_speaking(), earlier=lately.recognition,
+                own_start=max(lately.voice_end, at - self.config.pre_roll_ms / 1000))
             if not lately.backchannel:  # the reply to the first part is not to be said
                 await self.publish(Interrupt(target_turn=before.turn, reason="operator went on",
                                              turn=self.turn))
@@ -561,7 +568,7 @@ class SpeechRecognizer(Actor):
         else:
             if speculation is not None:
                 speculation[1].cancel()
-            recognition = await self._decode(self._utterance_audio(utterance, until=at + TAIL_S))
+            recognition = await self._recognise(utterance, until=at + TAIL_S)
             reused = False
         heard, self._audio = self._audio, []
         self._history = np.zeros(0, np.float32)
@@ -570,7 +577,8 @@ class SpeechRecognizer(Actor):
         backchannel = (utterance.over_twin and not utterance.interrupted
                        and is_backchannel(recognition.text, self.config.backchannels))
         if self.config.rejoin_ms and at - utterance.start < self.config.max_turn_s / 2:
-            self._lately = _Ended(utterance, at, heard, backchannel)  # they may go on with it
+            # they may go on with it
+            self._lately = _Ended(utterance, at, heard, backchannel, recognition)
         if not utterance.interrupted and self._twin_speaking() and (
                 halts(recognition.text) or (utterance.listening is not None and not backchannel
                                             and recognition.text.strip() != "")):
@@ -603,6 +611,17 @@ class SpeechRecognizer(Actor):
         async with self._decoder:
             return await asyncio.to_thread(self.recognizer.recognize, audio)
 
+    async def _recognise(self, utterance: _Utterance, until: float | None = None) -> Recognition:
+        """The words of the utterance up to stream time ``until`` (all heard so far if None);
+        of a turn the operator went on with, the words heard before the pause, then those of
+        its own audio."""
+        audio = self._utterance_audio(utterance, until)
+        if utterance.own_start is None:
+            return await self._decode(audio)
+        shift = utterance.own_start - utterance.audio_start
+        own = await self._decode(audio[round(shift * SAMPLE_RATE):])
+        return _joined(utterance.earlier, own, shift)
+
     async def _speculative(self, utterance: _Utterance) -> None:
         """Publish the speculative decode, once it is done: what the final transcript will say
         if the turn ends at this pause (the dialogue may start its reply on it). Not over the
@@ -630,14 +649,13 @@ class SpeechRecognizer(Actor):
             end=round(end, 3), speaker=self.config.stream, turn=utterance.turn, words=words,
             entities=self.values.find(recognition.text, words) if self.values else [])
 
-    async def _partial(self, utterance: _Utterance,
-                       audio: np.ndarray[Any, np.dtype[np.float32]]) -> None:
-        recognition = await self._decode(audio)
+    async def _partial(self, utterance: _Utterance, until: float) -> None:
+        recognition = await self._recognise(utterance, until)
         if self._utterance is utterance and recognition.text:
             await self.publish(Transcript(
                 text=recognition.text, final=False, language=recognition.language,
                 confidence=round(recognition.confidence, 3), start=round(utterance.start, 3),
-                end=round(utterance.audio_start + len(audio) / SAMPLE_RATE, 3),
+                end=round(until, 3),
                 speaker=self.config.stream, turn=utterance.turn))
 
     # ------------------------------------------------------------------ barge-in
@@ -668,11 +686,26 @@ class SpeechRecognizer(Actor):
             utterance.requested = requested
         if listening is None or listening[1].done():
             # the voice so far (again, while it says nothing yet but "okay", "cop"...)
-            audio = self._utterance_audio(utterance)
-            utterance.listening = (voiced, asyncio.create_task(self._decode(audio)))
+            utterance.listening = (voiced, asyncio.create_task(self._recognise(utterance)))
 
     async def _interrupt(self, utterance: _Utterance, reason: str) -> None:
         utterance.interrupted = True
         self._twin_until = 0.0
         await self.publish(Interrupt(target_turn=self._twin_turn, reason=reason,
                                      turn=utterance.turn))
+
+
+def _joined(earlier: Recognition | None, later: Recognition, shift: float = 0.0) -> Recognition:
+    """``earlier``'s words, then ``later``'s (whose times count from ``shift`` seconds in)."""
+    if earlier is None or not earlier.text:
+        return Recognition(later.text, [RecognizedWord(w.word, w.start + shift, w.end + shift,
+                                                       w.probability) for w in later.words],
+                           later.confidence, later.language, later.no_speech_probability)
+    if not later.text:
+        return earlier
+    words = [*earlier.words, *(RecognizedWord(w.word, w.start + shift, w.end + shift,
+                                              w.probability) for w in later.words)]
+    confidence = (float(np.mean([w.probability for w in words])) if words
+                  else min(earlier.confidence, later.confidence))
+    return Recognition(f"{earlier.text} {later.text}", words, confidence, later.language,
+                       later.no_speech_probability)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import wave
 from collections.abc import Coroutine
 from pathlib import Path
@@ -341,5 +342,37 @@ def test_a_grid_and_a_callsign_read_out_come_with_the_missions_forms() -> None:
                 # a plain number may be one the mission does not hold (a misheard digit)
                 assert entity.known or entity.kind == "number"
         assert "4930 7102" in with_entities(finals[0].text, finals[0].entities)
+
+    run(scenario())
+
+
+def test_a_turn_the_operator_went_on_with_keeps_what_came_before_the_pause() -> None:
+    """An espeak-ng line with a pause between its statement and its question ("Casualty in
+    BULLDOG 3. <pause> Can we get a helicopter in or not?"), fed as a microphone sends it: the
+    turn ends at the pause, the operator goes on, and the turn that goes on with it holds both
+    parts in order (Whisper given both at once gave the question alone)."""
+    from twin.messages import AudioFrame
+    from twin.testing import Harness
+
+    clip = FIXTURES.parent / "radio" / "route_clearance" / "gb-m3" / "04.wav"
+    samples = (read_wav(clip).samples[:, 0] * 32767).astype("<i2")
+    pcm = np.concatenate([np.zeros(8000, np.int16), samples, np.zeros(48000, np.int16)])
+
+    async def scenario() -> None:
+        async with Harness(SpeechRecognizer({}, name="speech")) as harness:
+            began = time.time()
+            for n, i in enumerate(range(0, len(pcm), 1600)):
+                await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.time()))
+                await harness.send(AudioFrame(pcm=pcm[i:i + 1600].tobytes(), start=n * 0.1))
+            last = max(m.turn for m in harness.probe.messages(SpeechStarted))
+            await harness.wait_for(Transcript, lambda m: m.final and m.turn == last, timeout=30)
+        started = harness.probe.messages(SpeechStarted)
+        finals = {m.turn: m for m in harness.probe.messages(Transcript) if m.final}
+        assert len(started) == 2 and started[1].continues == started[0].turn, finals
+        first, whole = finals[started[0].turn], finals[started[1].turn]
+        assert first.text and "helicopter" not in first.text.lower(), first.text
+        assert whole.text.startswith(first.text) and "helicopter" in whole.text.lower(), \
+            whole.text
+        assert [w.start for w in whole.words] == sorted(w.start for w in whole.words)
 
     run(scenario())

@@ -708,6 +708,7 @@ def eval_asr(
     refs: Annotated[Path, typer.Option(help="YAML: sets, each with name, mission (path), held_out and clips of file, text (as said, written), entities [{kind, text}] as the mission writes them, optional voice_end (s); see twin/eval_asr.py")],
     model: Annotated[str, typer.Option(help="faster-whisper model for both paths: registry name or CTranslate2 folder")] = "whisper-tiny.en",
     speed: Annotated[float, typer.Option(help="feed the audio this many times faster than real time; the delays mean something only at 1")] = 1.0,
+    mission_vocabulary: Annotated[bool, typer.Option("--mission-vocabulary", help="the recogniser leans towards each set's mission's names (its mission_vocabulary setting, off by default); plain faster-whisper does not")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: setup, totals, sets, clips")] = False,
 ) -> None:
     """Word error rate and entity exact match of the SpeechRecognizer (fed each file in real
@@ -722,7 +723,7 @@ def eval_asr(
 
     try:
         sets = load_refs(refs, audio)
-        figures = evaluate(sets, model=model, speed=speed,
+        figures = evaluate(sets, model=model, speed=speed, mission_vocabulary=mission_vocabulary,
                            progress=lambda text: typer.echo(f"eval asr: {text}", err=True))
     except (EvalError, ModelError) as error:
         raise _fail(str(error)) from None

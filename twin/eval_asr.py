@@ -362,9 +362,11 @@ def _read(clip: Clip) -> npt.NDArray[np.int16]:
 
 
 def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: float = 1.0,
+             mission_vocabulary: bool = False,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Hear every file of ``sets`` through both paths (see the module docstring); the
-    :func:`report`."""
+    :func:`report`. ``mission_vocabulary``: the recogniser leans towards the set's mission's
+    names (``SpeechSettings.mission_vocabulary``); plain faster-whisper never does."""
     import numpy as np
 
     from actors.asr import resolve_model
@@ -379,7 +381,8 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
         raise EvalError(f"--speed must be above 0, got {speed}")
     say = progress or (lambda text: print(f"eval asr: {text}", file=sys.stderr, flush=True))
     audio = {clip.path: _read(clip) for s in sets for clip in s.clips}  # bad files fail first
-    settings = SpeechSettings.model_validate({"model": model})
+    settings = SpeechSettings.model_validate({"model": model,
+                                              "mission_vocabulary": mission_vocabulary})
     say(f"loading {model} for plain faster-whisper")
     from faster_whisper import WhisperModel
 
@@ -451,6 +454,7 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
         "model": model, "compute_type": settings.compute_type,
         "beam_size": settings.beam_size, "cpu_threads": settings.cpu_threads,
         "end_of_turn": settings.end_of_turn, "speed": speed,
+        "mission_vocabulary": mission_vocabulary,
         "latency_note": "delays mean something only at --speed 1 (frames sent as a "
                         "microphone sends them)",
         "wer_normaliser": "twin.metrics.normalize_words: lowercase, no punctuation, 0-99 as "
@@ -518,5 +522,6 @@ def format_report(figures: dict[str, Any]) -> str:
     setup = figures["setup"]
     out += ["", f"{setup['model']}, beam {setup['beam_size']}, {setup['cpu_threads']} threads, "
                 f"end of turn {setup['end_of_turn']}, speed {setup['speed']:g}"
+                + (", the mission's vocabulary" if setup.get("mission_vocabulary") else "")
                 + ("" if setup["speed"] == 1 else " (the delays mean something only at 1)")]
     return "\n".join(out)

@@ -394,3 +394,21 @@ def test_a_phrase_said_again_at_once_is_decoded_again() -> None:
     for heard in ["Five five.", "4 8 0 6 6 0 0", "Go forward ten meters.", "Okay. Okay.",
                   "Yeah. Yeah. Yeah.", "Eight of spades, four of clubs, seven of hearts."]:
         assert not _repetitive(heard), heard
+
+
+def test_a_continued_turn_is_the_words_before_the_pause_then_its_own() -> None:
+    from actors.asr import Recognition, RecognizedWord
+    from actors.speech import _joined
+
+    before = Recognition("Casualty in BULLDOG 3.", [RecognizedWord("Casualty", 0.3, 0.8, 0.9),
+                                                    RecognizedWord("in", 0.8, 0.9, 0.8),
+                                                    RecognizedWord("BULLDOG", 0.9, 1.4, 0.5),
+                                                    RecognizedWord("3.", 1.4, 1.6, 0.9)], 0.775)
+    after = Recognition("Helicopter?", [RecognizedWord("Helicopter?", 0.3, 0.9, 0.7)], 0.7)
+    whole = _joined(before, after, shift=2.0)  # its own audio began 2 s into the turn's
+    assert whole.text == "Casualty in BULLDOG 3. Helicopter?"
+    assert [(w.word, w.start) for w in whole.words][-2:] == [("3.", 1.4), ("Helicopter?", 2.3)]
+    assert whole.confidence == pytest.approx((0.9 + 0.8 + 0.5 + 0.9 + 0.7) / 5)
+    nothing = Recognition("")
+    assert _joined(before, nothing, shift=2.0) == before  # a breath after the pause
+    assert _joined(nothing, after, shift=2.0).words[0].start == 2.3  # a cough before it

@@ -53,6 +53,7 @@ from actors.turn import EndOfTurn, SmartTurn, load_smart_turn
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
 from twin.actor import Actor, ActorFailed
 from twin.entities import MissionValues
+from twin.metrics import normalize_words
 
 if TYPE_CHECKING:
     from twin.config import Mission
@@ -231,9 +232,9 @@ class _Utterance:
     listening: tuple[float, asyncio.Task[Recognition]] | None = None
     over_twin: bool = False  # began while the twin was speaking
     # a turn the operator went on with: the words heard before the pause, and the stream time
-    # from which this turn's own audio is decoded (Whisper given both parts at once now and
-    # then drops the first: "Casualty in BULLDOG 3. Can we get a helicopter in?" came out as
-    # the question alone)
+    # from which this turn's own audio is decoded if need be (Whisper given both parts at once
+    # now and then drops the first: "Casualty in BULLDOG 3. Can we get a helicopter in?" came
+    # out as the question alone)
     earlier: Recognition | None = None
     own_start: float | None = None
     requested: set[str] = field(default_factory=set)  # what the last decode heard asked
@@ -612,12 +613,14 @@ class SpeechRecognizer(Actor):
             return await asyncio.to_thread(self.recognizer.recognize, audio)
 
     async def _recognise(self, utterance: _Utterance, until: float | None = None) -> Recognition:
-        """The words of the utterance up to stream time ``until`` (all heard so far if None);
-        of a turn the operator went on with, the words heard before the pause, then those of
-        its own audio."""
+        """The words of the utterance up to stream time ``until`` (all heard so far if None).
+        A turn the operator went on with is decoded whole (the context mends a short first
+        part: "Yeah." heard alone as "Yeah. Yeah. Yeah."), unless that decode leaves out most
+        words heard before the pause: then it is those words, then its own audio's."""
         audio = self._utterance_audio(utterance, until)
-        if utterance.own_start is None:
-            return await self._decode(audio)
+        whole = await self._decode(audio)
+        if utterance.own_start is None or _holds(whole, utterance.earlier):
+            return whole
         shift = utterance.own_start - utterance.audio_start
         own = await self._decode(audio[round(shift * SAMPLE_RATE):])
         return _joined(utterance.earlier, own, shift)
@@ -693,6 +696,12 @@ class SpeechRecognizer(Actor):
         self._twin_until = 0.0
         await self.publish(Interrupt(target_turn=self._twin_turn, reason=reason,
                                      turn=utterance.turn))
+
+
+def _holds(whole: Recognition, earlier: Recognition | None) -> bool:
+    """Whether ``whole`` holds at least half the distinct words of ``earlier``."""
+    before = set(normalize_words(earlier.text)) if earlier is not None else set()
+    return len(before & set(normalize_words(whole.text))) * 2 >= len(before)
 
 
 def _joined(earlier: Recognition | None, later: Recognition, shift: float = 0.0) -> Recognition:

@@ -398,7 +398,7 @@ def test_a_phrase_said_again_at_once_is_decoded_again() -> None:
 
 def test_a_continued_turn_is_the_words_before_the_pause_then_its_own() -> None:
     from actors.asr import Recognition, RecognizedWord
-    from actors.speech import _joined
+    from actors.speech import _holds, _joined
 
     before = Recognition("Casualty in BULLDOG 3.", [RecognizedWord("Casualty", 0.3, 0.8, 0.9),
                                                     RecognizedWord("in", 0.8, 0.9, 0.8),
@@ -412,3 +412,7 @@ def test_a_continued_turn_is_the_words_before_the_pause_then_its_own() -> None:
     nothing = Recognition("")
     assert _joined(before, nothing, shift=2.0) == before  # a breath after the pause
     assert _joined(nothing, after, shift=2.0).words[0].start == 2.3  # a cough before it
+    # decoded whole, the turn keeps its whole decode unless that lost the words before the pause
+    assert _holds(Recognition("Casualty in BULLDOG three. Helicopter?"), before)
+    assert not _holds(Recognition("Can we get a helicopter in or not?"), before)
+    assert _holds(Recognition("Yeah, got it."), Recognition("Yeah. Yeah. Yeah."))

@@ -180,6 +180,12 @@ def test_endpointer_rules() -> None:
 
     short = [0.9] * 5 + [0.0] * 40  # 160 ms of voice: a cough, not a turn
     assert feed(Endpointer(min_speech_ms=250), short) == []
+    # a one-syllable "Wait": 6 chunks above the threshold, its fading end held down to low
+    word = [0.0] + [0.6, 0.8, 0.8, 0.8, 0.8, 0.7, 0.4] + [0.0] * 40
+    assert [kind for kind, _ in feed(Endpointer(min_speech_ms=200), word)] == [
+        "started", "ended"]
+    assert feed(Endpointer(min_speech_ms=200), [0.0] + [0.6] * 6 + [0.4] + [0.0] * 40)[:1] == [
+        ("started", round(CHUNK_S, 3))]
     turn = [0.0] * 3 + [0.9] * 20 + [0.0] * 5 + [0.45] + [0.0] * 20  # a 0.45 blip in the pause
     events = feed(Endpointer(min_speech_ms=250, end_silence_ms=500), turn)
     assert events == [("started", round(3 * CHUNK_S, 3)), ("ended", round(23 * CHUNK_S, 3))]
@@ -396,7 +402,9 @@ def test_a_phrase_said_again_at_once_is_decoded_again() -> None:
         assert not _repetitive(heard), heard
 
 
-def test_a_continued_turn_is_the_words_before_the_pause_then_its_own() -> None:
+def test_a_continued_turn_keeps_its_whole_decode_unless_that_lost_the_first_part() -> None:
+    """The words heard before the pause joined to those of the turn's own audio, and when the
+    whole decode is kept instead."""
     from actors.asr import Recognition, RecognizedWord
     from actors.speech import _holds, _joined
 

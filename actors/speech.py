@@ -706,14 +706,14 @@ def _holds(whole: Recognition, earlier: Recognition | None) -> bool:
 
 def _joined(earlier: Recognition | None, later: Recognition, shift: float = 0.0) -> Recognition:
     """``earlier``'s words, then ``later``'s (whose times count from ``shift`` seconds in)."""
+    moved = [RecognizedWord(w.word, w.start + shift, w.end + shift, w.probability)
+             for w in later.words]
     if earlier is None or not earlier.text:
-        return Recognition(later.text, [RecognizedWord(w.word, w.start + shift, w.end + shift,
-                                                       w.probability) for w in later.words],
-                           later.confidence, later.language, later.no_speech_probability)
+        return Recognition(later.text, moved, later.confidence, later.language,
+                           later.no_speech_probability)
     if not later.text:
         return earlier
-    words = [*earlier.words, *(RecognizedWord(w.word, w.start + shift, w.end + shift,
-                                              w.probability) for w in later.words)]
+    words = [*earlier.words, *moved]
     confidence = (float(np.mean([w.probability for w in words])) if words
                   else min(earlier.confidence, later.confidence))
     return Recognition(f"{earlier.text} {later.text}", words, confidence, later.language,

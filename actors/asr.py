@@ -18,10 +18,13 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from actors.lexicon import Lexicon
 
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # mel frames
@@ -67,7 +70,8 @@ class WhisperRecognizer:
     def __init__(self, model: str = "whisper-tiny.en", *, compute_type: str = "int8",
                  cpu_threads: int = 2, beam_size: int = 1, language: str = "en",
                  allow_download: bool = False, max_window_s: int = 30,
-                 vocabulary: str = "") -> None:
+                 vocabulary: str = "", hypotheses: int = 1,
+                 lexicon: Lexicon | None = None) -> None:
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.tokenizer import Tokenizer
@@ -82,6 +86,8 @@ class WhisperRecognizer:
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",
                                    language=self.language)
         self.beam_size = beam_size
+        self.hypotheses = hypotheses
+        self.lexicon = lexicon  # with ``hypotheses`` > 1: the n-best re-ranked by it
         self.max_window_s = max_window_s
         self.name = model
         # Words the operator will use (callsigns, place names) given to the decoder as earlier
@@ -127,16 +133,22 @@ class WhisperRecognizer:
             to_cpu=False)
         prompt = [*self._context, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
         max_length = min(448, 20 + 12 * window + len(self._context))  # prompt included
+        rerank = self.lexicon is not None and self.hypotheses > 1
+        hypotheses = self.hypotheses if rerank else 1
         result: Any = self.model.model.generate(
-            encoded, [prompt], beam_size=self.beam_size, return_scores=True,
-            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
-            max_length=max_length)[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        text = self.tokenizer.decode(tokens).strip()
+            encoded, [prompt], beam_size=max(self.beam_size, hypotheses),
+            num_hypotheses=hypotheses, return_scores=True, return_no_speech_prob=True,
+            suppress_blank=True, suppress_tokens=[-1], max_length=max_length)[0]
+        found = [[t for t in sequence if t < self.tokenizer.eot]
+                 for sequence in result.sequences_ids]
+        texts = [self.tokenizer.decode(tokens).strip() for tokens in found]
+        best = (self.lexicon.choose(list(zip(texts, result.scores, strict=True)))
+                if self.lexicon is not None and len(found) > 1 else 0)
+        tokens, text = found[best], texts[best]
         # speech is ~3 tokens a second: running out of room means a decoding loop
         looped = len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text)
         no_speech = float(result.no_speech_prob)
-        if not text or (no_speech > 0.6 and result.scores[0] < -1.0):
+        if not text or (no_speech > 0.6 and result.scores[best] < -1.0):
             silent = Recognition("", language=self.language, no_speech_probability=no_speech)
             return silent, False
         alignment = self.model.find_alignment(self.tokenizer, [tokens], encoded,

@@ -41,7 +41,9 @@ class ChatSettings(BaseModel):
                                "read back as written)")
     repeat_penalty: float = Field(1.0, ge=1, le=2, description="llamacpp: above 1 penalises "
                                   "tokens already in the prompt: the notes' own figures too")
-    n_threads: int = Field(2, ge=1)
+    n_threads: int = Field(2, ge=1, description="llamacpp: threads that write the reply")
+    n_threads_batch: int | None = Field(None, ge=1, description="llamacpp: threads that read "
+                                        "the prompt (default: n_threads)")
     n_ctx: int = Field(12288, ge=256, description="llamacpp: the context in tokens (the mission's "
                        "notes are read whole into the prompt when they fit)")
     timeout_s: float = Field(30.0, gt=0, description="a whole reply; then the grounded fallback")
@@ -60,6 +62,7 @@ def chat_model(settings: ChatSettings) -> Any:
         return ChatLlamaCpp(
             model_path=str(gguf_path(settings.model)), n_ctx=settings.n_ctx,
             n_threads=settings.n_threads, n_batch=256, max_tokens=settings.max_tokens,
+            model_kwargs={"n_threads_batch": settings.n_threads_batch or settings.n_threads},
             temperature=settings.temperature, repeat_penalty=settings.repeat_penalty, top_p=0.9,
             # 0: the model's own RoPE (ChatLlamaCpp's 10000 breaks long prompts on Qwen2.5,
             # whose base is 1e6, and on SmolLM2)

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.asr import Recognition, RecognizedWord, WhisperRecognizer
 from actors.audio import SAMPLE_RATE, pcm_to_float
+from actors.lexicon import Lexicon
 from actors.turn import EndOfTurn, SmartTurn, load_smart_turn
 from actors.vad import CHUNK, CHUNK_S, Endpointer, SileroVAD
 from twin.actor import Actor, ActorFailed
@@ -96,6 +97,10 @@ class SpeechSettings(BaseModel):
     compute_type: str = "int8"
     cpu_threads: int = Field(2, ge=1)
     beam_size: int = Field(2, ge=1)
+    hypotheses: int = Field(5, ge=1, le=16, description="with a mission: the beam keeps this "
+                            "many hypotheses and the one whose words and word pairs the "
+                            "mission's own text uses most wins beside the model's score "
+                            "(actors/lexicon.py); 1: the model's best alone")
     language: str = "en"
     stream: str = Field("operator", description="which AudioFrame stream to hear")
     threshold: float = Field(0.5, gt=0, lt=1, description="VAD speech probability")
@@ -320,14 +325,15 @@ class SpeechRecognizer(Actor):
                 WhisperRecognizer, config.model, compute_type=config.compute_type,
                 cpu_threads=config.cpu_threads, beam_size=config.beam_size,
                 language=config.language, allow_download=config.allow_download,
-                vocabulary=", ".join(self.vocabulary()))
+                vocabulary=", ".join(self.vocabulary()), hypotheses=config.hypotheses)
             if config.end_of_turn == "smart":
                 self.turn_model = await asyncio.to_thread(load_smart_turn, config.turn_model)
         except Exception as error:  # a missing model or library: say which and how to fix
             raise ActorFailed(str(error)) from None
-        if self.session.mission is not None:  # its grids, frequencies and callsigns
+        if self.session.mission is not None:  # its grids, frequencies, callsigns and words
             try:
                 self.values = MissionValues.from_mission(self.session.mission)
+                self.recognizer.lexicon = Lexicon.from_mission(self.session.mission)
             except OSError as error:  # the notes went away: heard words only
                 await self.report_error(error)
         # warm up: the first real decode should not pay for lazy initialisation

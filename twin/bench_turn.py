@@ -194,7 +194,8 @@ def _plain(clips: list[TurnClip], mission_path: Path, config_path: Path) -> list
     config = load_config(config_path)
     speech = SpeechSettings.model_validate(config.actors["speech"].settings)
     dialogue = DialogueSettings.model_validate(config.actors["dialogue"].settings)
-    recognizer = WhisperRecognizer(speech.model, beam_size=speech.beam_size,
+    recognizer = WhisperRecognizer(speech.model,  # the session's beam, knowing a mission
+                                   beam_size=max(speech.beam_size, speech.hypotheses),
                                    cpu_threads=speech.cpu_threads)
     chat = chat_model(dialogue.chat)
     mission = load_mission(mission_path)

@@ -709,6 +709,7 @@ def eval_asr(
     model: Annotated[str, typer.Option(help="faster-whisper model for both paths: registry name or CTranslate2 folder")] = "whisper-tiny.en",
     speed: Annotated[float, typer.Option(help="feed the audio this many times faster than real time; the delays mean something only at 1")] = 1.0,
     mission_vocabulary: Annotated[bool, typer.Option("--mission-vocabulary", help="the recogniser leans towards each set's mission's names (its mission_vocabulary setting, off by default); plain faster-whisper does not")] = False,
+    hypotheses: Annotated[int | None, typer.Option(min=1, max=16, help="the recogniser's n-best re-ranked by the mission's words (its hypotheses setting; default 5, 1: the model's best alone); plain faster-whisper decodes with the same beam")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: setup, totals, sets, clips")] = False,
 ) -> None:
     """Word error rate and entity exact match of the SpeechRecognizer (fed each file in real
@@ -724,6 +725,7 @@ def eval_asr(
     try:
         sets = load_refs(refs, audio)
         figures = evaluate(sets, model=model, speed=speed, mission_vocabulary=mission_vocabulary,
+                           hypotheses=hypotheses,
                            progress=lambda text: typer.echo(f"eval asr: {text}", err=True))
     except (EvalError, ModelError) as error:
         raise _fail(str(error)) from None

@@ -36,7 +36,7 @@ from twin.messages import Entity, Word
 if TYPE_CHECKING:
     from twin.config import Mission
 
-__all__ = ["MissionValues", "with_entities"]
+__all__ = ["MissionValues", "mission_texts", "with_entities"]
 
 _DIGITS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
            "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "niner": "9"}
@@ -145,6 +145,15 @@ def _digits(text: str) -> str:
     return "".join(out)
 
 
+def mission_texts(mission: Mission) -> list[str]:
+    """What the mission says, as text: its file (all but the scripted operator lines, whose
+    words the operator has yet to say) and its notes. Raises ``OSError`` if a note is gone."""
+    from twin.prompt import read_notes
+
+    notes = [text for _, text in read_notes(mission.knowledge)]
+    return [mission.model_dump_json(exclude={"script"}), *notes]
+
+
 @dataclass
 class MissionValues:
     """The grids, frequencies, callsigns and times of one mission, as its texts write them."""
@@ -182,10 +191,7 @@ class MissionValues:
     @classmethod
     def from_mission(cls, mission: Mission) -> MissionValues:
         """From the mission file (all but its scripted operator lines) and its notes."""
-        from twin.prompt import read_notes
-
-        notes = [text for _, text in read_notes(mission.knowledge)]
-        return cls.from_texts([mission.model_dump_json(exclude={"script"}), *notes])
+        return cls.from_texts(mission_texts(mission))
 
     def find(self, text: str, words: Sequence[Word] = ()) -> list[Entity]:
         """The values ``text`` says, in order, none overlapping: frequencies, then grids, then

@@ -362,11 +362,14 @@ def _read(clip: Clip) -> npt.NDArray[np.int16]:
 
 
 def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: float = 1.0,
-             mission_vocabulary: bool = False,
+             mission_vocabulary: bool = False, hypotheses: int | None = None,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Hear every file of ``sets`` through both paths (see the module docstring); the
     :func:`report`. ``mission_vocabulary``: the recogniser leans towards the set's mission's
-    names (``SpeechSettings.mission_vocabulary``); plain faster-whisper never does."""
+    names (``SpeechSettings.mission_vocabulary``); plain faster-whisper never does.
+    ``hypotheses``: the recogniser's n-best re-ranked by the mission's words
+    (``SpeechSettings.hypotheses``, its default if ``None``); plain faster-whisper decodes with
+    the recogniser's widest beam, without re-ranking."""
     import numpy as np
 
     from actors.asr import resolve_model
@@ -381,8 +384,10 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
         raise EvalError(f"--speed must be above 0, got {speed}")
     say = progress or (lambda text: print(f"eval asr: {text}", file=sys.stderr, flush=True))
     audio = {clip.path: _read(clip) for s in sets for clip in s.clips}  # bad files fail first
+    chosen = {} if hypotheses is None else {"hypotheses": hypotheses}
     settings = SpeechSettings.model_validate({"model": model,
-                                              "mission_vocabulary": mission_vocabulary})
+                                              "mission_vocabulary": mission_vocabulary, **chosen})
+    beam = max(settings.beam_size, settings.hypotheses)  # the recogniser's, knowing a mission
     say(f"loading {model} for plain faster-whisper")
     from faster_whisper import WhisperModel
 
@@ -393,7 +398,7 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
     def transcribe(samples: npt.NDArray[np.int16]) -> tuple[str, float]:
         began = time.perf_counter()
         segments, _ = plain.transcribe(pcm_to_float(samples.astype("<i2").tobytes()),
-                                       beam_size=settings.beam_size,
+                                       beam_size=beam,
                                        language=settings.language, word_timestamps=True)
         text = " ".join(segment.text.strip() for segment in segments)
         return text, time.perf_counter() - began
@@ -452,7 +457,8 @@ def evaluate(sets: Sequence[ClipSet], *, model: str = "whisper-tiny.en", speed: 
     asyncio.run(run())
     setup = {
         "model": model, "compute_type": settings.compute_type,
-        "beam_size": settings.beam_size, "cpu_threads": settings.cpu_threads,
+        "beam_size": beam, "hypotheses": settings.hypotheses,
+        "cpu_threads": settings.cpu_threads,
         "end_of_turn": settings.end_of_turn, "speed": speed,
         "mission_vocabulary": mission_vocabulary,
         "latency_note": "delays mean something only at --speed 1 (frames sent as a "
@@ -522,6 +528,8 @@ def format_report(figures: dict[str, Any]) -> str:
     setup = figures["setup"]
     out += ["", f"{setup['model']}, beam {setup['beam_size']}, {setup['cpu_threads']} threads, "
                 f"end of turn {setup['end_of_turn']}, speed {setup['speed']:g}"
+                + (f", {setup['hypotheses']}-best re-ranked by the mission's words"
+                   if setup.get("hypotheses", 1) > 1 else "")
                 + (", the mission's vocabulary" if setup.get("mission_vocabulary") else "")
                 + ("" if setup["speed"] == 1 else " (the delays mean something only at 1)")]
     return "\n".join(out)

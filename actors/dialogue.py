@@ -625,7 +625,8 @@ class Dialogue(Actor):
         speculation = self._adopt(turn, messages)
         if speculation is not None:  # the model began this reply before the turn ended
             odds = speculation.odds
-            generation = _Generation(speculation.replay(), started=speculation.started)
+            generation = _Generation(speculation.replay(), started=speculation.started,
+                                     replayed=True)
             await self.publish(Metric(
                 name="dialogue_speculation", value=1, turn=turn, labels={
                     "outcome": "adopted", "ahead_ms": str(round(
@@ -828,18 +829,26 @@ class _Speculation:
 
 
 class _Generation:
-    """Times one model generation: to its first sentence, and its tokens (chunks) per second."""
+    """Times one model generation: to its first token (the model reading the prompt), to its
+    first sentence, and its tokens (chunks) per second as it writes, from the first token on.
+    A generation ``replayed`` from a speculation gives only its first sentence: its first
+    chunks come at once, written before the turn ended."""
 
-    def __init__(self, chunks: AsyncIterator[str], started: float | None = None) -> None:
+    def __init__(self, chunks: AsyncIterator[str], started: float | None = None, *,
+                 replayed: bool = False) -> None:
         self._chunks = chunks
         self.started = time.monotonic() if started is None else started
+        self.replayed = replayed
         self.count = 0
+        self.first_token: float | None = None
         self.first_sentence: float | None = None
         self.ended: float | None = None
 
     async def chunks(self) -> AsyncIterator[str]:
         async for chunk in self._chunks:
             self.count += 1
+            if self.first_token is None:
+                self.first_token = time.monotonic()
             yield chunk
         self.ended = time.monotonic()
 
@@ -852,10 +861,14 @@ class _Generation:
         if self.first_sentence is not None:
             figures.append(Metric(name="dialogue_llm_first_sentence_ms", unit="ms", turn=turn,
                                   value=round((self.first_sentence - self.started) * 1000, 1)))
+        if self.replayed or self.first_token is None:
+            return figures
+        figures.append(Metric(name="dialogue_llm_first_token_ms", unit="ms", turn=turn,
+                              value=round((self.first_token - self.started) * 1000, 1)))
         end = self.ended or time.monotonic()
-        if self.count and end > self.started:
+        if self.count > 1 and end > self.first_token:
             figures.append(Metric(name="dialogue_llm_tokens_per_s", unit="tok/s", turn=turn,
-                                  value=round(self.count / (end - self.started), 1)))
+                                  value=round((self.count - 1) / (end - self.first_token), 1)))
         return figures
 
 

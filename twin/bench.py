@@ -658,15 +658,17 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
     for _ in range(repeats):
         for prompt in prompts:
             started = time.monotonic()
-            first, count, text = None, 0, ""
+            first, token, count, text = None, None, 0, ""
             for chunk in plain.stream(prompt):
                 count += 1
+                token = token or time.monotonic()
                 text += str(chunk.content)
                 if first is None and sentence_end.search(text):
                     first = time.monotonic() - started
-            elapsed = time.monotonic() - started
-            plain_first.append((first if first is not None else elapsed) * 1000)
-            plain_rate.append(count / elapsed)
+            ended = time.monotonic()
+            plain_first.append((first if first is not None else ended - started) * 1000)
+            if token is not None and count > 1 and ended > token:  # as it writes
+                plain_rate.append((count - 1) / (ended - token))
 
     return {
         "dialogue_actor": {
@@ -674,6 +676,7 @@ def run_dialogue_bench(*, mission: str | None = None, repeats: int = 2) -> dict[
             "first_sentence_after_transcript_ms": percentiles(
                 figures.get("dialogue_first_sentence_ms", [])),
             "llm_first_sentence_ms": percentiles(figures.get("dialogue_llm_first_sentence_ms", [])),
+            "llm_first_token_ms": percentiles(figures.get("dialogue_llm_first_token_ms", [])),
             "llm_tokens_per_s": percentiles(figures.get("dialogue_llm_tokens_per_s", [])),
             "prefill_while_speaking_ms": percentiles(figures.get("dialogue_prefill_ms", [])),
             "sentences_rejected": int(sum(figures.get("dialogue_sentences_rejected", []))),

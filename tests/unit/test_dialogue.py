@@ -676,3 +676,29 @@ def test_a_restarted_dialogue_catches_up_from_the_session_log(
             assert ("ai", "The troop net is on 44.175 MHz.") in prompt  # the follow-up's context
 
     run(scenario())
+
+
+def test_a_generation_times_the_prompts_reading_apart_from_its_writing() -> None:
+    async def written(first_s: float, then_s: float, chunks: int) -> Any:
+        await asyncio.sleep(first_s)  # the model reads the prompt
+        for n in range(chunks):
+            if n:
+                await asyncio.sleep(then_s)
+            yield f"w{n} "
+
+    async def scenario() -> None:
+        generation = dialogue_module._Generation(written(0.3, 0.01, 11))
+        async for _ in generation.chunks():
+            generation.sentence()
+        figures = {m.name: m.value for m in generation.metrics(turn=1)}
+        assert 280 <= figures["dialogue_llm_first_token_ms"] < 600
+        assert 280 <= figures["dialogue_llm_first_sentence_ms"] < 600
+        # ten tokens in about 0.1 s after the first: writing, not reading, sets the rate
+        assert 20 < figures["dialogue_llm_tokens_per_s"] <= 100
+        replayed = dialogue_module._Generation(written(0, 0, 3), started=time.monotonic() - 1,
+                                               replayed=True)
+        async for _ in replayed.chunks():
+            replayed.sentence()
+        assert [m.name for m in replayed.metrics(turn=2)] == ["dialogue_llm_first_sentence_ms"]
+
+    asyncio.run(scenario())

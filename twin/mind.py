@@ -540,6 +540,7 @@ class Mind:
         self.conversation = Conversation(max_chars=conversation_chars)
         self._told: set[tuple[str, str, float]] = set()  # events the conversation holds
         self._marked: list[tuple[str, str, float]] = []  # told by the last turn message
+        self._asked_at: float | None = None  # mission time the next turn's head gives
 
     # ------------------------------------------------------------------ observing
 
@@ -1013,6 +1014,8 @@ class Mind:
         op = self.operator
         own = (decision.evidence[0][0].id
                if decision.trigger == "report" and decision.evidence else None)
+        if decision.trigger == "report":
+            self._asked_at = None  # a report tells the time it is made
         lines = self._head(mark=True, skip=own)
         tags = []
         if op.stress():
@@ -1051,14 +1054,19 @@ class Mind:
                           self._tag(["answer", "brief", *tags])])
 
     def _tag(self, how: Sequence[str]) -> str:
-        """The turn's last line: the mission time, then how to reply. Last, and short, because
-        the time changes every second: all before it is as the model read it ahead."""
-        return f"[{_clock(self.context.mission_time)}; {', '.join(how)}]"
+        """The turn's last line: how to reply (known only once the question is)."""
+        return f"[{', '.join(how)}]"
 
     def question_head(self) -> str:
         """How the next question's turn message will begin, as far as it is known before the
-        question is (the phase, events not yet told, a cut-off reply): for the model to read
-        while the operator is still speaking. Marks nothing as told."""
+        question is (the phase and the mission time as the operator began, events not yet
+        told, a cut-off reply): for the model to read while the operator is still speaking.
+        Marks nothing as told; the turn message keeps its time, so that it begins with exactly
+        what the model read ahead (measured in a session: each token left to read after the
+        final transcript costs the 1.5B model about 25 ms on two cores)."""
+        now = self.context.mission_time
+        if self._asked_at is None or not 0 <= now - self._asked_at <= _HEAD_KEPT_S:
+            self._asked_at = now
         lines = self._head(mark=False, skip=None)
         if self.self_model.cut_off:
             lines.append(f"Your last reply was cut off before: "
@@ -1068,7 +1076,10 @@ class Mind:
     def _head(self, *, mark: bool, skip: str | None) -> list[str]:
         """The turn's first lines: the phase, then the events that the conversation does not
         hold yet (``mark``: from now on it does), but ``skip``."""
-        lines = [f"[phase: {self.context.phase_title}]"]
+        at = self.context.mission_time if self._asked_at is None else self._asked_at
+        if mark:  # the turn message: the next head takes the time anew
+            self._asked_at = None
+        lines = [f"[phase: {self.context.phase_title}; {_clock(at)}]"]
         for event in self.context.recent_events:
             key = (event.kind, event.name, event.mission_time)
             if key in self._told or event.kind not in ("inject", "knowledge", "phase_started"):
@@ -1087,6 +1098,9 @@ class Mind:
 
 
 _LENGTH: dict[str, str] = {"brief": "brief", "standard": "standard", "explanatory": "explain"}
+_HEAD_KEPT_S = 60.0
+"""Mission seconds for which the time of a head read ahead stands for the turn's: a head read
+for speech that never became a question (an "okay") is not a later question's time."""
 
 
 def _news(facts: Sequence[str], said: str) -> str | None:

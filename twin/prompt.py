@@ -42,8 +42,9 @@ and say what it means.
 - If the notes and events do not hold the answer, say exactly: "{NOT_IN_NOTES}" and nothing \
 else. Do not offer a value from something else instead.
 - Never repeat an earlier reply word for word: answer the new question.
-- Each operator message starts with the mission phase and ends with the mission time and how \
-to reply, in brackets, as in [T+01:20; answer, brief]. [answer]: answer the question. \
+- Each operator message starts with the mission phase and time, as in [phase: Patrol; \
+T+01:20], and ends with how to reply, in brackets, as in [answer, brief]. [answer]: answer the \
+question. \
 [recommend]: say what to do, applying the notes' drill, procedure or limits to the situation, \
 and why; with "options first", give the options, then your recommendation. [report to X]: tell \
 X about the new event: what happened and, where the facts say so, what it means for us. \

@@ -429,7 +429,7 @@ def test_while_the_operator_speaks_the_model_reads_the_start_of_their_turn(
             assert str(head[-1].content).endswith("BULLDOG 0 asks:")  # the turn, so far
             # the mission clock moves on while they speak: what was read stays the prompt's start
             await harness.send(MissionEvent(kind="objective_met", mission=MISSION.name,
-                                            mission_time=75.0, name="x", text="Done."))
+                                            mission_time=30.0, name="x", text="Done."))
             await harness.send(Transcript(text="What's the troop net alter", final=False,
                                           turn=1), source="speech")
             await harness.wait_for(Metric, lambda m: m.name == "dialogue_prefill_ms"
@@ -445,7 +445,9 @@ def test_while_the_operator_speaks_the_model_reads_the_start_of_their_turn(
             for read in (head, heard):
                 assert [m.content for m in asked[:-1]] == [m.content for m in read[:-1]]
                 assert str(asked[-1].content).startswith(str(read[-1].content))
-            assert "T+01:15" in str(asked[-1].content).splitlines()[-1]  # the time comes last
+            # the time the operator began to ask, in the head; none after the question
+            assert "T+00:00]" in str(asked[-1].content).splitlines()[0]
+            assert "T+" not in str(asked[-1].content).splitlines()[-1]
             assert "46.900" in " ".join(m.text for m in replies_of(harness, 1))
 
     run(scenario())

@@ -368,7 +368,7 @@ def test_prompt_is_the_mission_then_the_turn_in_persona(mission: Mission, questi
     assert "operator under stress" in turn and "keep it short" in turn
     assert f"BULLDOG 0 asks: {question}" in turn
     assert "brief" in turn.splitlines()[-1]  # brief: stressed
-    assert ("; recommend" in turn) is (decision.intent == "recommend")
+    assert ("[recommend" in turn) is (decision.intent == "recommend")
     top = decision.evidence[0][0].text.split(": ", 1)[1]
     assert ("Notes that may help" in turn) is not notes_fit
     assert (top.split(".")[0] in turn) is not notes_fit
@@ -462,7 +462,11 @@ def test_what_the_model_read_ahead_begins_the_turn_as_time_passes(mission: Missi
                               name="x", text="Done."))  # the clock moves on meanwhile
     turn = mind.turn_message(mind.decide_reply(said("What's our fuel state?")))
     assert turn.startswith(head)  # so only the question and the closing tag are left to read
-    assert turn.splitlines()[-1].startswith("[T+01:20; ")
+    assert head.startswith("[phase: ") and "; T+00:45]" in head.splitlines()[0]
+    assert turn.splitlines()[-1].startswith("[answer")  # no clock: it would change the prefix
+    # the next turn takes the time anew
+    later = mind.turn_message(mind.decide_reply(said("And the troop net?", turn=2)))
+    assert "; T+01:20]" in later.splitlines()[0]
 
 
 def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission) -> None:
@@ -481,7 +485,7 @@ def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission
     assert report is not None
     told = mind.turn_message(report)
     assert "New event, from" in told and "Event earlier" not in told
-    assert "33T VM 4930 7102" in told and "; report to BULLDOG 0, brief" in told
+    assert "33T VM 4930 7102" in told and "[report to BULLDOG 0, brief]" in told
 
 
 def test_a_report_says_the_event_and_what_its_facts_say_it_means(mission: Mission) -> None:

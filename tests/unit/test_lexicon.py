@@ -9,6 +9,8 @@ import pytest
 from actors.lexicon import PAIR_WEIGHT, WORD_WEIGHT, Lexicon
 from twin.config import ScriptedLine, load_mission
 
+pytestmark = pytest.mark.unit
+
 MISSIONS = Path(__file__).resolve().parents[2] / "missions"
 
 

@@ -554,6 +554,7 @@ class Mind:
             self._track(message)
         elif isinstance(message, SpeechStarted) and message.stream == "operator":
             self.operator.speaking = True
+            self._asked_at = None  # a new turn: its head takes the time it begins at
         elif isinstance(message, SpeechEnded) and message.stream == "operator":
             self.operator.speaking = False
         elif isinstance(message, Transcript) and message.final and message.speaker == "operator":
@@ -1099,8 +1100,9 @@ class Mind:
 
 _LENGTH: dict[str, str] = {"brief": "brief", "standard": "standard", "explanatory": "explain"}
 _HEAD_KEPT_S = 60.0
-"""Mission seconds for which the time of a head read ahead stands for the turn's: a head read
-for speech that never became a question (an "okay") is not a later question's time."""
+"""Mission seconds for which the time of a head read ahead stands for the turn's, at most (each
+turn the operator begins takes the time anew; this bounds a turn that never became a
+question, if no speech start came after it)."""
 
 
 def _news(facts: Sequence[str], said: str) -> str | None:

@@ -464,9 +464,13 @@ def test_what_the_model_read_ahead_begins_the_turn_as_time_passes(mission: Missi
     assert turn.startswith(head)  # so only the question and the closing tag are left to read
     assert head.startswith("[phase: ") and "; T+00:45]" in head.splitlines()[0]
     assert turn.splitlines()[-1].startswith("[answer")  # no clock: it would change the prefix
-    # the next turn takes the time anew
+    # the next turn takes the time anew, and so does a turn begun after one never asked
     later = mind.turn_message(mind.decide_reply(said("And the troop net?", turn=2)))
     assert "; T+01:20]" in later.splitlines()[0]
+    mind.question_head()  # an "okay" at T+01:20: no question follows
+    mind.context.mission_time = 95.0
+    mind.observe(SpeechStarted(at=95.0, turn=3))
+    assert "; T+01:35]" in mind.question_head().splitlines()[0]
 
 
 def test_events_reach_the_turn_once_and_a_report_says_its_event(mission: Mission) -> None:
